@@ -1,0 +1,38 @@
+"""The Docker engine boundary: the one place that connects to the user's engine (DOCKER_HOST or the default socket)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from opskit.errors import DockerUnavailableError
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def engine_host() -> str:
+    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def connect(timeout: int = 120) -> Any:
+    """A ``docker.DockerClient`` that has answered a ping, or a one-line error that names DOCKER_HOST."""
+    import docker
+    import docker.errors
+
+    host = engine_host()
+    try:
+        client = docker.DockerClient(base_url=host, timeout=timeout)
+        client.ping()
+    except (docker.errors.DockerException, OSError) as exc:
+        raise DockerUnavailableError(
+            f"cannot reach the Docker engine at {host}: start Docker, or set DOCKER_HOST to a running engine"
+        ) from exc
+    return client
+
+
+def engine_or_none() -> tuple[Any, str | None]:
+    """(client, host) when an engine answers, else (None, None): for parts that can do without one."""
+    try:
+        return connect(), engine_host()
+    except DockerUnavailableError:
+        return None, None
