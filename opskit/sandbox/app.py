@@ -1,0 +1,222 @@
+"""The sandbox's HTTP front door: one port for the AWS APIs, the registry and the sandbox's own knobs.
+
+Every AWS request is counted, then meets the injected faults and the throttle, then goes to the sandbox's own
+model for the actions where moto is not faithful enough, or to moto's server application for the rest
+(clusters, repositories, STS ...). ``/v2/`` is the ECR data plane (the registry proxy); ``/_opskit/`` holds
+the knobs (call counter, clock, faults) for tests and benchmarks over HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import socket
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from opskit.sandbox.clock import SandboxClock
+from opskit.sandbox.faults import Faults
+from opskit.sandbox.throttle import Throttle
+from opskit.sandbox.wire import (
+    JSON_CONTENT_TYPE,
+    SERVICE_BY_TARGET,
+    ApiError,
+    ApiRequest,
+    Handler,
+    encode,
+    error_body,
+    region_from_authorization,
+)
+
+log = logging.getLogger("opskit.sandbox")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_ACTION_IN_FORM = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
+
+
+class Forward(Exception):
+    """Raised by a sandbox handler to let moto answer this call after all (e.g. tags on a cluster ARN)."""
+
+
+class SandboxApp:
+    """WSGI application; ``handlers(service, region)`` gives the sandbox's own actions for a region."""
+
+    def __init__(
+        self,
+        *,
+        clock: SandboxClock,
+        throttle: Throttle,
+        faults: Faults,
+        account_id: str,
+        default_region: str,
+        handlers: Callable[[str, str], dict[str, Handler]],
+        moto_app: WSGIApp,
+        moto_serves: Callable[[str, str], bool],
+        registry: WSGIApp | None = None,
+        admin: Callable[[Request], Response | None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.throttle = throttle
+        self.faults = faults
+        self.account_id = account_id
+        self.default_region = default_region
+        self.handlers = handlers
+        self.moto_app = moto_app
+        self.moto_serves = moto_serves
+        self.registry = registry
+        self.admin = admin
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.throttled: Counter[str] = Counter()
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.throttled.clear()
+
+    # -- routing ------------------------------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/v2"):
+            if self.registry is None:
+                return Response(
+                    json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "this sandbox has no registry"}]}),
+                    status=503,
+                    content_type="application/json",
+                )(environ, start_response)
+            return self.registry(environ, start_response)
+        if path.startswith("/_opskit/"):
+            return self._admin(environ, start_response)
+        return self._aws(environ, start_response)
+
+    def _admin(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        response: Response | None = None
+        if request.path == "/_opskit/calls":
+            if request.method == "DELETE":
+                self.reset_counters()
+            with self._lock:
+                response = _json(dict(self.calls))
+        elif request.path == "/_opskit/throttled":
+            with self._lock:
+                response = _json(dict(self.throttled))
+        elif self.admin is not None:
+            response = self.admin(request)
+        if response is None:
+            response = _json({"message": f"no such sandbox endpoint: {request.method} {request.path}"}, 404)
+        return response(environ, start_response)
+
+    def _aws(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        prefix, _, action = target.partition(".")
+        service = SERVICE_BY_TARGET.get(prefix)
+        if not action:
+            match = _ACTION_IN_FORM.search(body)
+            action = match.group(1).decode() if match else "Unknown"
+        with self._lock:
+            self.calls[action] += 1
+
+        fate = self.faults.draw(action)
+        if fate.delay:
+            time.sleep(fate.delay)
+        if fate.drop:
+            return self._drop(environ, start_response)
+        if fate.error:
+            return _aws_error("ServerException", "Injected fault: internal error, retry the call.", 500)(
+                environ, start_response
+            )
+        if fate.throttle or not self.throttle.admit(action):
+            with self._lock:
+                self.throttled[action] += 1
+            return _aws_error("ThrottlingException", "Rate exceeded", 400)(environ, start_response)
+
+        region = region_from_authorization(environ.get("HTTP_AUTHORIZATION"), self.default_region)
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
+        if service is not None:
+            own = self.handlers(service, region).get(action)
+            if own is not None:
+                try:
+                    params = json.loads(body or b"{}")
+                    if not isinstance(params, dict):
+                        raise ValueError
+                except ValueError:
+                    return _aws_error("SerializationException", "The request body is not a JSON object.", 400)(
+                        environ, start_response
+                    )
+                request = ApiRequest(service, action, params, region, self.account_id, body)
+                try:
+                    return _json(own(request), content_type=JSON_CONTENT_TYPE)(environ, start_response)
+                except ApiError as exc:
+                    return _aws_error(exc.code, exc.message, exc.status)(environ, start_response)
+                except Forward:
+                    pass
+                except Exception as exc:  # a sandbox bug: answer like AWS would, keep the traceback in the log
+                    log.error("sandbox failed on %s:\n%s", action, traceback.format_exc())
+                    return _aws_error("ServerException", f"sandbox error in {action}: {exc}", 500)(
+                        environ, start_response
+                    )
+            elif not self.moto_serves(service, action):
+                return _aws_error(
+                    "UnknownOperationException",
+                    f"The opskit sandbox does not serve {service.upper()} {action}; "
+                    "run this call against AWS, or ask for it in an opskit issue.",
+                    400,
+                )(environ, start_response)
+        return self._moto(environ, start_response, action)
+
+    def _moto(self, environ: dict[str, Any], start_response: Callable[..., Any], action: str) -> Iterable[bytes]:
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        try:
+            chunks = b"".join(self.moto_app(environ, capture))
+        except NotImplementedError:
+            captured["status"] = "501"
+            chunks = b""
+        status = int(str(captured.get("status", "500")).split()[0])
+        headers = dict(captured.get("headers", []))
+        if status >= 500 and "html" in headers.get("Content-Type", "html"):
+            # moto answers what it cannot do with an HTML 500 that botocore would retry for minutes.
+            return _aws_error(
+                "UnknownOperationException",
+                f"The opskit sandbox does not serve {action}; run this call against AWS.",
+                400,
+            )(environ, start_response)
+        response = Response(chunks, status=status, headers=list(captured.get("headers", [])))
+        return response(environ, start_response)
+
+    @staticmethod
+    def _drop(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        # Nothing reaches the client; werkzeug notices the closed socket and moves on.
+        start_response("500 Dropped", [("Connection", "close"), ("Content-Length", "0")])
+        return [b""]
+
+
+def _json(body: Any, status: int = 200, content_type: str = "application/json") -> Response:
+    return Response(
+        encode(body) if isinstance(body, dict) else json.dumps(body), status=status, content_type=content_type
+    )
+
+
+def _aws_error(code: str, message: str, status: int) -> Response:
+    headers = {"x-amzn-ErrorType": code, "x-amzn-RequestId": "opskit-sandbox"}
+    return Response(error_body(code, message), status=status, content_type=JSON_CONTENT_TYPE, headers=headers)
