@@ -1,0 +1,337 @@
+"""The ECS service scheduler, simulated: rolling deployments, the circuit breaker, rollbacks.
+
+On top of :class:`~opskit.sandbox.task_lifecycle.TaskLifecycle` (the event queue and the tasks), this
+decides what a service's deployments do: a new PRIMARY launches tasks within ``maximumPercent``, older
+deployments drain within ``minimumHealthyPercent`` as the new tasks get healthy, a drained deployment
+disappears, and the rollout goes IN_PROGRESS -> COMPLETED, or FAILED when the circuit breaker counts enough
+failed tasks (then, with rollback on, a new PRIMARY of the last COMPLETED deployment's revision starts).
+Service events are written in ECS's words. The caller holds :attr:`lock`; nothing here calls into the
+task-definition model (revisions are resolved before the lock is taken, so the two locks never cross).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from opskit.sandbox.clock import from_epoch
+from opskit.sandbox.service_records import (
+    ACTIVE,
+    COMPLETED,
+    DEACTIVATING,
+    DRAINING,
+    FAILED,
+    IN_PROGRESS,
+    INACTIVE,
+    NOT_YET_RUNNING,
+    RUNNING,
+    SD_IN_PROGRESS,
+    SD_ROLLBACK_FAILED,
+    SD_ROLLBACK_IN_PROGRESS,
+    SD_ROLLBACK_REQUESTED,
+    SD_ROLLBACK_SUCCESSFUL,
+    SD_STOPPED,
+    SD_SUCCESSFUL,
+    STOPPED,
+    Deployment,
+    Service,
+    ServiceDeployment,
+    Task,
+    breaker_threshold,
+    deployment_id,
+)
+from opskit.sandbox.task_lifecycle import TaskLifecycle
+from opskit.sandbox.taskdefs import Revision
+
+SCHEDULER_DELAY = 2.0  # the service scheduler acts on a change within a couple of seconds
+BACKOFF_BASE, BACKOFF_MAX = 5.0, 900.0  # task launch backoff after consecutive failures
+INACTIVE_RETENTION = 3600.0  # a deleted service stays describable (INACTIVE) for about an hour
+# A rollout completes once the PRIMARY has been fully up this long: a task that starts and soon exits is
+# still caught (and counted by the circuit breaker) before the deployment is called done.
+STABILIZE_SECONDS = 30.0
+
+BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
+UNSTEADY = (
+    "is unable to consistently start tasks successfully. "
+    "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+)
+
+
+class Scheduler(TaskLifecycle):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.services: dict[tuple[str, str], Service] = {}  # (cluster ARN, name)
+        self.service_deployments: dict[str, ServiceDeployment] = {}  # ARN
+
+    # -- what the API asks for -------------------------------------------------------------------------------
+    def start_deployment(
+        self,
+        service: Service,
+        revision: Revision,
+        at: float,
+        *,
+        revision_arn: str | None = None,
+        record: ServiceDeployment | None = None,
+    ) -> Deployment:
+        """A new PRIMARY; the previous PRIMARY becomes ACTIVE and drains as the new one gets healthy."""
+        when = from_epoch(at)
+        previous = service.deployments[0] if service.deployments else None
+        deployment = Deployment(
+            id=deployment_id(),
+            service=service,
+            revision=revision,
+            revision_arn=revision_arn
+            or f"arn:aws:ecs:{self.region}:{self.account_id}:service-revision/"
+            f"{service.cluster_name}/{service.name}/{deployment_id().split('/')[1]}",
+            created_at=when,
+            updated_at=when,
+            desired_count=service.desired_count,
+            is_rollback=record is not None,
+        )
+        if previous is not None:
+            previous.status = ACTIVE
+            previous.updated_at = when
+            superseded = previous.record
+            if superseded is not None and superseded is not record and superseded.status == SD_IN_PROGRESS:
+                superseded.status, superseded.stopped_at, superseded.updated_at = SD_STOPPED, when, when
+                superseded.status_reason = "Service deployment stopped: a newer service deployment started."
+                superseded.breaker_status = "MONITORING_COMPLETE"
+        if record is None:
+            arn = (
+                f"arn:aws:ecs:{self.region}:{self.account_id}:service-deployment/"
+                f"{service.cluster_name}/{service.name}/{uuid.uuid4().hex[:22]}"
+            )
+            record = ServiceDeployment(
+                arn=arn,
+                service=service,
+                target=deployment,
+                sources=list(service.deployments),
+                created_at=when,
+                deployment_configuration=dict(service.deployment_configuration),
+            )
+            service.service_deployments.append(record)
+            self.service_deployments[arn] = record
+        deployment.record = record
+        service.deployments.insert(0, deployment)
+        service.steady = False
+        self.poke(service, at)
+        return deployment
+
+    def set_desired_count(self, service: Service, count: int, at: float) -> None:
+        service.desired_count = count
+        service.primary.desired_count = count
+        service.primary.updated_at = from_epoch(at)
+        service.steady = False
+        self.poke(service, at)
+
+    def delete_service(self, service: Service, at: float) -> None:
+        service.status = DRAINING
+        service.desired_count = 0
+        self.poke(service, at)
+        self.settle(service, at)
+
+    def stop_task(self, task: Task, at: float, reason: str) -> None:
+        self.stop(task, at, reason, code="UserInitiated")
+        self.poke(task.service, at)
+
+    def request_rollback(self, record: ServiceDeployment, at: float) -> None:
+        """StopServiceDeployment(ROLLBACK): back to the last completed deployment, circuit breaker or not."""
+        service = record.service
+        record.status, record.updated_at = SD_ROLLBACK_REQUESTED, from_epoch(at)
+        record.rollback_to = service.last_completed
+
+        def begin(at: float) -> None:
+            if record.status != SD_ROLLBACK_REQUESTED or record.rollback_to is None:
+                return
+            if not service.deployments or service.primary is not record.target:
+                record.status, record.stopped_at = SD_STOPPED, from_epoch(at)  # a newer deployment came first
+                return
+            target = record.target
+            if target.rollout_state == IN_PROGRESS:
+                target.rollout_state = FAILED
+                target.rollout_state_reason = "Service deployment rolled back by a StopServiceDeployment request."
+            self._rollback(
+                service, record, record.rollback_to, at, reason="StopServiceDeployment requested a rollback."
+            )
+
+        self.schedule(at + SCHEDULER_DELAY, begin)
+
+    def poke(self, service: Service, at: float, delay: float = SCHEDULER_DELAY) -> None:
+        """Have the scheduler look at ``service`` shortly (one look per burst of changes)."""
+        due = at + delay
+        if service.reconcile_at is not None and service.reconcile_at <= due:
+            return
+        service.reconcile_at = due
+        self.schedule(due, lambda at: self._reconcile(service, at))
+
+    def in_use(self, revision_arn: str) -> bool:
+        for service in self.services.values():
+            if service.status != INACTIVE and any(d.revision.arn == revision_arn for d in service.deployments):
+                return True
+        return any(t.revision.arn == revision_arn and t.last_status != STOPPED for t in self.tasks.values())
+
+    # -- the service scheduler -------------------------------------------------------------------------------
+    def shifted(self, seconds: float) -> None:
+        for service in self.services.values():
+            if service.reconcile_at is not None:
+                service.reconcile_at += seconds
+            for deployment in service.deployments:
+                deployment.next_launch_at += seconds
+
+    def _reconcile(self, service: Service, at: float) -> None:
+        service.reconcile_at = None  # (a look that turns out extra changes nothing: this is idempotent)
+        if service.status == INACTIVE or not service.deployments:
+            return
+        primary, old = service.primary, service.deployments[1:]
+        cause = f"Scaling activity initiated by (deployment {primary.id})"
+        desired = service.desired_count if service.status == ACTIVE else 0
+        config = service.deployment_configuration
+        upper = max(desired, desired * int(config.get("maximumPercent", 200)) // 100)
+        lower = min(desired, -(-desired * int(config.get("minimumHealthyPercent", 100)) // 100))
+        if upper <= lower and any(d.live_tasks for d in old):
+            lower = max(0, upper - 1)  # 100/100 would never move: let one task at a time be replaced
+        stopping: list[Task] = []
+        # Old deployments' tasks that are not running yet add no availability; nor do extra primary tasks.
+        stopping += [t for d in old for t in d.live_tasks if t.last_status in NOT_YET_RUNNING]
+        extra = len(primary.live_tasks) - desired
+        if extra > 0:
+            by_use = sorted(primary.live_tasks, key=lambda t: (t.healthy, t.last_status == RUNNING))
+            stopping += by_use[:extra]
+        for task in stopping:
+            self.stop(task, at, cause)
+        live = [t for d in service.deployments for t in d.live_tasks]
+        started: list[Task] = []
+        if service.status == ACTIVE and primary.rollout_state != FAILED:
+            if at >= primary.next_launch_at:
+                count = min(desired - len(primary.live_tasks), upper - len(live))
+                started = [self.launch(primary, at) for _ in range(max(0, count))]
+            else:
+                self.poke(service, primary.next_launch_at, delay=0.0)
+        # Drain old deployments, oldest first, as far as minimumHealthyPercent allows. A task still waiting
+        # for its first health check may yet count: it goes only once enough others are healthy.
+        healthy = sum(1 for t in live if t.healthy)
+        drained: list[Task] = []
+        for deployment in reversed(old):
+            for task in sorted(deployment.live_tasks, key=lambda t: t.healthy):
+                if healthy - task.healthy < lower:
+                    continue
+                healthy -= task.healthy
+                self.stop(task, at, cause)
+                drained.append(task)
+        primary.desired_count = desired
+        for deployment in old:
+            deployment.desired_count = len(deployment.live_tasks)
+        when = from_epoch(at)
+        stopped = stopping + drained
+        if stopped:
+            service.event(when, f"has stopped {len(stopped)} running tasks: {_task_list(stopped)}.")
+        if started:
+            service.event(when, f"has started {len(started)} tasks: {_task_list(started)}.")
+        self.settle(service, at)
+
+    def settle(self, service: Service, at: float) -> None:
+        """Retire drained deployments; notice a completed rollout, a steady state, a drained service."""
+        when = from_epoch(at)
+        if not service.deployments:
+            return
+        primary = service.primary
+        live = primary.live_tasks
+        primary_ready = len(live) == primary.desired_count and all(t.healthy for t in live)
+        # A drained deployment (a failed one too) stays listed as ACTIVE until the PRIMARY is fully up.
+        for retired in [d for d in service.deployments[1:] if not d.live_tasks and not _winding_down(d)]:
+            if primary_ready or service.status != ACTIVE:
+                retired.desired_count = 0
+                service.deployments.remove(retired)
+        if service.status == DRAINING and not any(_winding_down(d) or d.live_tasks for d in service.deployments):
+            service.status, service.inactive_at = INACTIVE, when
+            self.schedule(at + INACTIVE_RETENTION, lambda at: self._forget_service(service))
+            return
+        settled = (
+            len(service.deployments) == 1 and service.status == ACTIVE and primary_ready and not _winding_down(primary)
+        )
+        if not settled:
+            primary.ready_since = None
+        elif primary.ready_since is None:
+            primary.ready_since = at
+            self.schedule(at + STABILIZE_SECONDS, lambda at: self.settle(service, at))
+        stable = settled and primary.ready_since is not None and at - primary.ready_since >= STABILIZE_SECONDS
+        if stable and primary.rollout_state == IN_PROGRESS:
+            primary.rollout_state = COMPLETED
+            primary.rollout_state_reason = f"ECS deployment {primary.id} completed."
+            primary.updated_at = when
+            service.last_completed = primary
+            service.event(when, f"(deployment {primary.id}) deployment completed.")
+            record = primary.record
+            if record is not None and record.status in (SD_IN_PROGRESS, SD_ROLLBACK_IN_PROGRESS):
+                record.status = SD_ROLLBACK_SUCCESSFUL if primary.is_rollback else SD_SUCCESSFUL
+                record.finished_at = record.updated_at = when
+                record.breaker_status = "MONITORING_COMPLETE" if record.breaker_status == "MONITORING" else "TRIGGERED"
+        if stable and primary.rollout_state == COMPLETED and not service.steady:
+            service.steady = True
+            service.event(when, "has reached a steady state.")
+        elif not settled:
+            service.steady = False
+
+    # -- failures and the circuit breaker --------------------------------------------------------------------
+    def count_failure(self, task: Task, at: float) -> None:
+        deployment, service = task.deployment, task.service
+        if deployment.rollout_state == COMPLETED:
+            return
+        task.failed = True
+        deployment.failed_tasks += 1
+        deployment.consecutive_failures += 1
+        failures = deployment.consecutive_failures
+        deployment.next_launch_at = at + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
+        breaker = service.deployment_configuration.get("deploymentCircuitBreaker") or {}
+        tripped = (
+            breaker.get("enable")
+            and deployment is service.primary
+            and deployment.rollout_state == IN_PROGRESS
+            and deployment.failed_tasks >= breaker_threshold(deployment.desired_count)
+        )
+        if tripped:
+            self._trip(service, deployment, at, rollback=bool(breaker.get("rollback")))
+        elif failures == 3 or failures % 10 == 0:
+            service.event(from_epoch(at), UNSTEADY)
+
+    def _trip(self, service: Service, deployment: Deployment, at: float, *, rollback: bool) -> None:
+        when = from_epoch(at)
+        deployment.rollout_state, deployment.rollout_state_reason = FAILED, BREAKER_REASON
+        deployment.updated_at = when
+        service.event(when, f"(deployment {deployment.id}) deployment failed: tasks failed to start.")
+        record = deployment.record
+        if record is None:
+            return
+        record.breaker_status, record.updated_at = "TRIGGERED", when
+        target = service.last_completed
+        if deployment.is_rollback:
+            record.status, record.finished_at = SD_ROLLBACK_FAILED, when
+        elif rollback and target is not None and target is not deployment:
+            self._rollback(service, record, target, at, reason="Circuit breaker failure threshold reached.")
+        else:
+            record.status, record.stopped_at, record.status_reason = SD_STOPPED, when, BREAKER_REASON
+
+    def _rollback(
+        self, service: Service, record: ServiceDeployment, target: Deployment, at: float, reason: str
+    ) -> None:
+        when = from_epoch(at)
+        record.status, record.updated_at = SD_ROLLBACK_IN_PROGRESS, when
+        record.status_reason = reason
+        record.rollback = {"reason": reason, "startedAt": when, "serviceRevisionArn": target.revision_arn}
+        service.event(when, f"rolling back to deployment {target.id}.")
+        self.start_deployment(service, target.revision, at, revision_arn=target.revision_arn, record=record)
+
+    def _forget_service(self, service: Service) -> None:
+        key = (service.cluster_arn, service.name)
+        if self.services.get(key) is service and service.status == INACTIVE:
+            del self.services[key]
+            for record in service.service_deployments:
+                self.service_deployments.pop(record.arn, None)
+
+
+def _winding_down(deployment: Deployment) -> bool:
+    return any(t.last_status == DEACTIVATING for t in deployment.tasks)
+
+
+def _task_list(tasks: list[Task]) -> str:
+    return " ".join(f"(task {t.id})" for t in tasks)

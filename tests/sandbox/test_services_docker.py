@@ -1,0 +1,163 @@
+"""Service deployments whose tasks really run: images built with the Docker SDK, pushed to the sandbox's ECR,
+pulled back through the registry by the runner, run on the engine (DOCKER_HOST) with network none.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+
+from opskit.sandbox import Sandbox
+from opskit.sandbox.runner import LABEL_SANDBOX, ContainerRunner
+from tests.conftest import make_context
+from tests.sandbox.test_services import BREAKER, completed, messages, service, tasks, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.registry]
+
+HEALTHY = {"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 1}
+
+
+@pytest.fixture(scope="module")
+def sandbox(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    with Sandbox(seed=None, time_scale=60) as sb:
+        assert sb.docker is not None and sb.registry is not None, "needs DOCKER_HOST and docker-registry"
+        region = sb.region
+        assert region is not None
+        if region.services.runner is not None and region.services.runner.registry_auth is None:
+            # Until the region hands the runner ECR credentials, give it a runner that has them.
+            region.services.runner.close()
+            region.services.runner = ContainerRunner(
+                sb.docker,
+                sandbox_id=f"{sb.account_id}-{sb.port}",
+                registry_auth=lambda: {"username": "AWS", "password": region.images.tokens.issue()[0]},
+            )
+        built = push_images(sb, docker_client, tmp_path_factory)
+        yield sb
+    for image_id in built:  # the runner untagged what it pulled when the sandbox closed: often gone already
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(image_id, force=True)
+
+
+def push_images(sandbox: Sandbox, docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """``web:ok`` sleeps, ``web:crash`` exits 3; the local tags go again, so tasks must pull them."""
+    ecr = sandbox.client("ecr")
+    uri = ecr.create_repository(repositoryName="web")["repository"]["repositoryUri"]
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    built = []
+    for tag, cmd in (("ok", "sleep 3600"), ("crash", "exit 3")):
+        context = make_context(tmp_path_factory.mktemp(tag), cmd=cmd, marker=f"services-{tag}")
+        image, _ = docker_client.images.build(path=str(context), rm=True)
+        image.tag(uri, tag)
+        for line in docker_client.images.push(
+            uri, tag=tag, stream=True, decode=True, auth_config={"username": user, "password": password}
+        ):
+            assert "error" not in line, line
+        docker_client.images.remove(f"{uri}:{tag}")
+        built.append(image.id)
+    return built
+
+
+@pytest.fixture
+def ecs(sandbox: Sandbox) -> Any:
+    return sandbox.client("ecs")
+
+
+@pytest.fixture
+def cluster(ecs: Any, request: pytest.FixtureRequest) -> str:
+    name = request.node.name[:60]
+    ecs.create_cluster(clusterName=name)
+    return name
+
+
+def revision(sandbox: Sandbox, ecs: Any, tag: str, **container: Any) -> str:
+    definition = {"name": "web", "image": f"{sandbox.registry_host}/web:{tag}", "memory": 64, **container}
+    registered = ecs.register_task_definition(family=f"docker-{tag}", containerDefinitions=[definition])
+    return str(registered["taskDefinition"]["taskDefinitionArn"])
+
+
+def running_containers(docker_client: Any, sandbox: Sandbox) -> list[Any]:
+    label = f"{LABEL_SANDBOX}={sandbox.account_id}-{sandbox.port}"
+    return list(docker_client.containers.list(sparse=True, filters={"label": label}))
+
+
+def test_a_rollout_runs_real_containers_pulled_from_the_sandbox_registry(
+    sandbox: Sandbox, ecs: Any, cluster: str, docker_client: Any
+) -> None:
+    ok = revision(sandbox, ecs, "ok", healthCheck=HEALTHY)
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=ok, desiredCount=2)
+    wait_for(completed(ecs, cluster, ok))
+    pushed = sandbox.client("ecr").describe_images(repositoryName="web", imageIds=[{"imageTag": "ok"}])
+    digest = pushed["imageDetails"][0]["imageDigest"]
+    running = tasks(ecs, cluster)
+    assert len(running) == 2
+    for task in running:
+        (container,) = task["containers"]
+        assert task["healthStatus"] == container["healthStatus"] == "HEALTHY"
+        assert container["imageDigest"] == digest
+        engine = docker_client.containers.get(container["runtimeId"])
+        assert engine.status == "running" and engine.attrs["HostConfig"]["NetworkMode"] == "none"
+
+
+def test_a_container_that_exits_fails_the_deployment_and_the_breaker_rolls_back(
+    sandbox: Sandbox, ecs: Any, cluster: str, docker_client: Any
+) -> None:
+    ok, crash = revision(sandbox, ecs, "ok"), revision(sandbox, ecs, "crash")
+    ecs.create_service(
+        cluster=cluster, serviceName="web", taskDefinition=ok, desiredCount=1, deploymentConfiguration=BREAKER
+    )
+    good = wait_for(completed(ecs, cluster, ok))["deployments"][0]
+    bad = ecs.update_service(cluster=cluster, service="web", taskDefinition=crash)["service"]["deployments"][0]
+    failed = wait_for(lambda: [d for d in service(ecs, cluster)["deployments"] if d["rolloutState"] == "FAILED"])
+    assert failed[0]["id"] == bad["id"] and failed[0]["failedTasks"] >= 3
+    svc = wait_for(completed(ecs, cluster, ok))
+    events = messages(svc)
+    assert f"(service web) (deployment {bad['id']}) deployment failed: tasks failed to start." in events
+    assert f"(service web) rolling back to deployment {good['id']}." in events
+
+    crashed = tasks(ecs, cluster, desired="STOPPED", startedBy=bad["id"])
+    assert len(crashed) >= 3
+    for task in crashed:
+        assert task["stopCode"] == "EssentialContainerExited"
+        assert task["stoppedReason"] == "Essential container in task exited"
+        assert task["containers"][0]["exitCode"] == 3
+    live = {t["containers"][0]["runtimeId"] for t in tasks(ecs, cluster)}
+    wait_for(lambda: {c.id for c in running_containers(docker_client, sandbox)} >= live)
+    for task in crashed:  # stopped tasks' containers are removed
+        runtime_id = task["containers"][0].get("runtimeId")
+        assert runtime_id is None or runtime_id not in {c.id for c in running_containers(docker_client, sandbox)}
+
+
+def test_a_failing_health_check_is_a_failed_task(sandbox: Sandbox, ecs: Any, cluster: str) -> None:
+    sick = revision(sandbox, ecs, "ok", healthCheck={"command": ["CMD-SHELL", "exit 1"], "interval": 5, "retries": 1})
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=sick, desiredCount=1)
+    svc = wait_for(lambda: (s := service(ecs, cluster))["deployments"][0]["failedTasks"] >= 1 and s)
+    assert any(m.endswith("failed container health checks.") for m in messages(svc))
+    (task, *_) = tasks(ecs, cluster, desired="STOPPED")
+    assert task["stoppedReason"] == "Task failed container health checks"
+    assert task["stopCode"] == "ServiceSchedulerInitiated" and task["healthStatus"] == "UNHEALTHY"
+
+
+def test_closing_the_sandbox_removes_its_containers(docker_client: Any, tmp_path: Path) -> None:
+    with Sandbox(seed=None, time_scale=60, registry=False) as sandbox:
+        assert sandbox.region is not None and sandbox.docker is not None
+        sandbox.region.services.pullable = lambda image: True  # an image only the engine's cache holds
+        ecs = sandbox.client("ecs")
+        ecs.create_cluster(clusterName="prod")
+        context = make_context(tmp_path, marker="closing")
+        docker_client.images.build(path=str(context), tag="opskit-test/closing:1", rm=True)
+        arn = ecs.register_task_definition(
+            family="closing", containerDefinitions=[{"name": "app", "image": "opskit-test/closing:1", "memory": 64}]
+        )["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(cluster="prod", serviceName="web", taskDefinition=arn, desiredCount=2)
+        wait_for(completed(ecs, "prod", arn))
+        label = f"{LABEL_SANDBOX}={sandbox.account_id}-{sandbox.port}"
+        assert len(docker_client.containers.list(sparse=True, filters={"label": label})) == 2
+    assert docker_client.containers.list(all=True, sparse=True, filters={"label": label}) == []
+    docker_client.images.remove("opskit-test/closing:1", force=True)
