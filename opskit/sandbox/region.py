@@ -1,0 +1,119 @@
+"""The sandbox's own models for its one region, and which AWS actions each of them answers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opskit.sandbox.app import Forward
+from opskit.sandbox.ecr import Images
+from opskit.sandbox.services import Services
+from opskit.sandbox.taskdefs import TaskDefinitions
+from opskit.sandbox.wire import ApiError, ApiRequest, Handler
+
+if TYPE_CHECKING:
+    from opskit.sandbox.sandbox import Sandbox
+
+
+class Region:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.name = sandbox.region_name
+        self.account_id = sandbox.account_id
+        clock = sandbox.clock
+        self.taskdefs = TaskDefinitions(clock, self.account_id, self.name)
+        self.images = Images(
+            clock=clock,
+            account_id=self.account_id,
+            region=self.name,
+            registry=sandbox.registry,
+            registry_host=sandbox.registry_host,
+        )
+        runner = None
+        if sandbox.docker is not None:
+            from opskit.sandbox.runner import ContainerRunner
+
+            runner = ContainerRunner(
+                sandbox.docker,
+                sandbox_id=f"{self.account_id}-{sandbox.port}",
+                registry_auth=lambda: {"username": "AWS", "password": self.images.tokens.issue()[0]},
+            )
+        self.services = Services(
+            clock=clock,
+            account_id=self.account_id,
+            region=self.name,
+            taskdefs=self.taskdefs,
+            pullable=self.images.pullable,
+            runner=runner,
+            cluster_arn=self._cluster_arn,
+        )
+        self.taskdefs.in_use = self.services.in_use
+        self.registry_app = self.images.registry_app() if sandbox.registry is not None else None
+        self._ecs: dict[str, Handler] = {
+            **self.taskdefs.handlers(),
+            **self.services.handlers(),
+            "TagResource": self._tag,
+            "UntagResource": self._untag,
+            "ListTagsForResource": self._list_tags,
+        }
+        self._ecr: dict[str, Handler] = self.images.handlers()
+
+    def handlers(self, service: str, region: str) -> dict[str, Handler]:
+        if region != self.name:
+            return _WrongRegion(self.name, region)
+        return self._ecs if service == "ecs" else self._ecr
+
+    def tick(self) -> None:
+        self.services.tick()
+        self.taskdefs.reap()
+
+    def close(self) -> None:
+        self.services.close()
+
+    def _cluster_arn(self, name_or_arn: str) -> str | None:
+        """The ARN of an existing (ACTIVE) cluster, from moto's model, which owns clusters."""
+        from moto.ecs.models import ecs_backends
+
+        backend = ecs_backends[self.account_id][self.name]
+        name = name_or_arn.rsplit("/", 1)[-1] if name_or_arn else "default"
+        cluster = backend.clusters.get(name)
+        return None if cluster is None or getattr(cluster, "status", "ACTIVE") != "ACTIVE" else str(cluster.arn)
+
+    # Tags: each model keeps its own resources' tags; moto keeps the rest (clusters ...).
+    def _owner(self, arn: Any) -> Any:
+        if isinstance(arn, str) and ":task-definition/" in arn:
+            return self.taskdefs
+        if isinstance(arn, str) and ":service/" in arn:
+            return self.services
+        raise Forward
+
+    def _tag(self, request: ApiRequest) -> dict[str, Any]:
+        self._owner(request.params.get("resourceArn")).tag(
+            request.params["resourceArn"], request.params.get("tags", [])
+        )
+        return {}
+
+    def _untag(self, request: ApiRequest) -> dict[str, Any]:
+        arn = request.params.get("resourceArn")
+        self._owner(arn).untag(arn, request.params.get("tagKeys", []))
+        return {}
+
+    def _list_tags(self, request: ApiRequest) -> dict[str, Any]:
+        arn = request.params.get("resourceArn")
+        return {"tags": self._owner(arn).tags_of(arn)}
+
+
+class _WrongRegion(dict[str, Handler]):
+    """Every action answers that the sandbox serves one region, and which."""
+
+    def __init__(self, serves: str, asked: str) -> None:
+        super().__init__()
+        self.serves, self.asked = serves, asked
+
+    def get(self, action: str, default: Any = None) -> Handler:
+        def refuse(request: ApiRequest) -> dict[str, Any]:
+            raise ApiError(
+                "InvalidRegionException",
+                f"This opskit sandbox serves region {self.serves}, not {self.asked}: "
+                f"set AWS_DEFAULT_REGION={self.serves} or pass --region {self.serves}.",
+            )
+
+        return refuse

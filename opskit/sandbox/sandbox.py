@@ -1,0 +1,353 @@
+"""The embedded sandbox: a local ECS/ECR that speaks the AWS wire protocol.
+
+>>> with Sandbox(seed=None, time_scale=60) as sandbox:            # doctest: +SKIP
+...     ecs = sandbox.client("ecs")
+...     ecs.create_cluster(clusterName="prod")
+...     sandbox.clock.advance(3600)                                 # an hour passes; rollouts catch up
+
+Pieces (each replaceable, each with its own module):
+
+- the control plane: :class:`~opskit.sandbox.app.SandboxApp` over moto's server application, on 127.0.0.1;
+- the models moto gets wrong: task definitions, services/deployments/tasks, ECR images;
+- the data plane: a real distribution registry behind the ECR proxy at ``/v2/`` (when the binary is there);
+- the user's Docker engine (DOCKER_HOST or the default socket) to run tasks' containers, when reachable;
+- the knobs: :attr:`clock`, :attr:`throttle`, :attr:`faults`, :attr:`calls`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from opskit.aws import Aws
+from opskit.errors import ConfigError
+from opskit.sandbox.app import SandboxApp
+from opskit.sandbox.clock import SandboxClock
+from opskit.sandbox.faults import Faults
+from opskit.sandbox.region import Region
+from opskit.sandbox.throttle import Throttle
+
+log = logging.getLogger("opskit.sandbox")
+
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_REGION = "us-east-1"
+# Credentials the sandbox accepts; they open nothing anywhere else.
+ACCESS_KEY_ID = "AKIAOPSKITSANDBOX000"
+SECRET_ACCESS_KEY = "opskit-sandbox-secret-key-not-a-real-secret"
+TICK_SECONDS = 0.05
+
+_accounts_lock = threading.Lock()
+_accounts_in_use: set[str] = set()
+
+
+def _claim_account(preferred: str) -> str:
+    """moto keeps clusters and repositories per account in one process-wide store: concurrent sandboxes in one
+    process each take their own account so they never see each other's resources."""
+    with _accounts_lock:
+        candidate = int(preferred)
+        while f"{candidate:012d}" in _accounts_in_use:
+            candidate += 1
+        account = f"{candidate:012d}"
+        _accounts_in_use.add(account)
+        return account
+
+
+class _RequestHandler(MotoRequestHandler):
+    def log_error(self, format: str, *args: Any) -> None:
+        if args and args[0] == 400:
+            return  # docker tries TLS first on every registry host: a "bad request version" per push is expected
+        super().log_error(format, *args)
+
+
+def _moto_serves(service: str, action: str) -> bool:
+    from moto.core.utils import camelcase_to_underscores
+    from moto.ecr.responses import ECRResponse
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    cls = {"ecs": EC2ContainerServiceResponse, "ecr": ECRResponse}[service]
+    return callable(getattr(cls, camelcase_to_underscores(action), None))
+
+
+class Sandbox:
+    """A local ECS/ECR on 127.0.0.1; a context manager.
+
+    ``seed="demo"`` lays down the demo history (:func:`opskit.sandbox.demo.seed_demo`); ``seed=None`` starts empty.
+    ``time_scale`` makes the clock, the throttle refills and the rollouts run that many times faster than wall time.
+    ``registry``/``docker``: ``"auto"`` uses what is there, ``False`` does without.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        seed: str | None = "demo",
+        time_scale: float = 1.0,
+        region: str = DEFAULT_REGION,
+        account_id: str = DEFAULT_ACCOUNT,
+        throttle: bool = True,
+        registry: str | bool = "auto",
+        docker: str | bool = "auto",
+        fault_seed: int | None = None,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"port {port} is out of range: pass a port from 1 to 65535, or 0 for any free port")
+        if not time_scale > 0:
+            raise ConfigError(f"time scale {time_scale} is not positive: pass a number above 0, such as 1 or 60")
+        if seed not in (None, "demo"):
+            raise ConfigError(f"unknown seed {seed!r}: pass 'demo' or nothing")
+        self._port = port
+        self._seed = seed
+        self._want_registry = registry
+        self._want_docker = docker
+        self.region_name = region
+        self.account_id = _claim_account(account_id)
+        self.clock = SandboxClock(time_scale=time_scale)
+        self.throttle = Throttle(self.clock, enabled=throttle)
+        self.faults = Faults(seed=fault_seed)
+        self.region: Region | None = None
+        self.registry: Any = None  # opskit.sandbox.registry.Registry when one runs
+        self.docker: Any = None  # docker.DockerClient when an engine answers
+        self.docker_host: str | None = None
+        self.notices: list[str] = []  # one-line notes on what is unavailable, for the CLI to print
+        self._server: BaseWSGIServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._workdir: Path | None = None
+        self.app: SandboxApp | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------------
+    def __enter__(self) -> Sandbox:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> Sandbox:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._workdir = Path(tempfile.mkdtemp(prefix="opskit-sandbox-"))
+        # Bind first: werkzeug exits the process on a taken port, and a sandbox must fail with a message instead.
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.bind(("127.0.0.1", self._port))
+        except OSError as exc:
+            listener.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {self._port} on 127.0.0.1 is taken: pass another --port, or 0 for any free port"
+                ) from exc
+            raise
+        listener.listen(128)
+        try:
+            self._server = make_server(
+                "127.0.0.1",
+                listener.getsockname()[1],
+                self._dispatch,
+                threaded=True,
+                request_handler=_RequestHandler,
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()  # the server holds its own duplicate of the socket
+        self._server.daemon_threads = True  # type: ignore[attr-defined]  # ThreadingMixIn's, set by make_server
+        self._start_docker()
+        self._start_registry()
+        self.region = Region(self)
+        self.app = SandboxApp(
+            clock=self.clock,
+            throttle=self.throttle,
+            faults=self.faults,
+            account_id=self.account_id,
+            default_region=self.region_name,
+            handlers=self.region.handlers,
+            moto_app=DomainDispatcherApplication(create_backend_app),
+            moto_serves=_moto_serves,
+            registry=self.region.registry_app,
+            admin=self._admin,
+        )
+        self._spawn("opskit-sandbox-http", self._server.serve_forever)
+        self._spawn("opskit-sandbox-engine", self._run_engine)
+        self.clock.on_change(self.tick)
+        if self._seed == "demo":
+            from opskit.sandbox.demo import seed_demo
+
+            seed_demo(self)
+        return self
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            if self._threads:  # shutdown() waits for serve_forever, which never ran if start() failed early
+                self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+        if self.region is not None:
+            self.region.close()
+        if self.registry is not None:
+            self.registry.stop()
+            self.registry = None
+        if self.docker is not None:
+            self.docker.close()
+            self.docker = None
+        self._reset_moto()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+        with _accounts_lock:
+            _accounts_in_use.discard(self.account_id)
+
+    def _dispatch(self, environ: dict[str, Any], start_response: Any) -> Any:
+        assert self.app is not None
+        return self.app(environ, start_response)
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _run_engine(self) -> None:
+        while not self._stopping.wait(TICK_SECONDS):
+            self.tick()
+
+    def tick(self) -> None:
+        """Advance rollouts, tasks and pending deletions to the clock's now."""
+        if self.region is not None and not self._stopping.is_set():
+            try:
+                self.region.tick()
+            except Exception:  # keep the engine alive; the traceback is a sandbox bug to report
+                log.exception("sandbox engine tick failed")
+
+    def _reset_moto(self) -> None:
+        from moto.ecr.models import ecr_backends
+        from moto.ecs.models import ecs_backends
+
+        for backends in (ecs_backends, ecr_backends):
+            if self.account_id in backends:
+                backends[self.account_id].reset()
+
+    def _start_docker(self) -> None:
+        if self._want_docker is False:
+            return
+        from opskit.docker_engine import engine_or_none
+
+        self.docker, self.docker_host = engine_or_none()
+        if self.docker is None:
+            self.notices.append(
+                "no Docker engine answered (DOCKER_HOST or the default socket): tasks run simulated, without containers"
+            )
+
+    def _start_registry(self) -> None:
+        if self._want_registry is False:
+            return
+        from opskit.sandbox.registry import Registry
+
+        assert self._workdir is not None
+        self.registry = Registry.start(self._workdir / "registry", docker=self.docker)
+        if self.registry is None:
+            self.notices.append(
+                "no registry binary (docker-registry) and no registry:2 image: image pushes are unavailable"
+            )
+
+    # -- where to reach it --------------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start the sandbox first"
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def registry_host(self) -> str:
+        """Where images are pushed: the host part of every repositoryUri."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment that points boto3, the aws CLI and opskit at this sandbox."""
+        env = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region_name,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        }
+        if self.docker_host:
+            env["DOCKER_HOST"] = self.docker_host
+        return env
+
+    def aws(self, **options: Any) -> Aws:
+        """An :class:`opskit.aws.Aws` pointed at this sandbox, with its credentials."""
+        return Aws(
+            region=self.region_name,
+            endpoint_url=self.endpoint_url,
+            access_key_id=ACCESS_KEY_ID,
+            secret_access_key=SECRET_ACCESS_KEY,
+            **options,
+        )
+
+    def client(self, service: str, **options: Any) -> Any:
+        """A boto3 client for ``service`` at this sandbox."""
+        import boto3
+
+        return boto3.client(
+            service,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=ACCESS_KEY_ID,
+            aws_secret_access_key=SECRET_ACCESS_KEY,
+            **options,
+        )
+
+    # -- knobs --------------------------------------------------------------------------------------------------------
+    @property
+    def calls(self) -> Counter[str]:
+        """API calls received per action since the start or the last :meth:`reset_calls`."""
+        assert self.app is not None
+        return Counter(self.app.calls)
+
+    @property
+    def throttled(self) -> Counter[str]:
+        assert self.app is not None
+        return Counter(self.app.throttled)
+
+    def reset_calls(self) -> None:
+        assert self.app is not None
+        self.app.reset_counters()
+
+    def _admin(self, request: Request) -> Response | None:
+        import json
+
+        if request.path == "/_opskit/health":
+            return Response(
+                json.dumps({"ok": True, "registry": self.registry is not None}),
+                content_type="application/json",
+            )
+        if request.path == "/_opskit/clock":
+            if request.method == "POST":
+                body = request.get_json(force=True, silent=True) or {}
+                self.clock.advance(float(body.get("advance", 0)))
+            return Response(
+                json.dumps({"now": self.clock.now().isoformat(), "time_scale": self.clock.time_scale}),
+                content_type="application/json",
+            )
+        return None
