@@ -77,6 +77,7 @@ class SandboxApp:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
+        self.expired_keys: set[str] = set()  # access keys answered with ExpiredTokenException
 
     def reset_counters(self) -> None:
         with self._lock:
@@ -142,6 +143,11 @@ class SandboxApp:
                 self.throttled[action] += 1
             return _aws_error("ThrottlingException", "Rate exceeded", 400)(environ, start_response)
 
+        access_key = _access_key(environ.get("HTTP_AUTHORIZATION"))
+        if access_key in self.expired_keys:
+            return _aws_error("ExpiredTokenException", "The security token included in the request is expired", 400)(
+                environ, start_response
+            )
         region = region_from_authorization(environ.get("HTTP_AUTHORIZATION"), self.default_region)
         environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account_id
         if service is not None:
@@ -209,6 +215,11 @@ class SandboxApp:
         # Nothing reaches the client; werkzeug notices the closed socket and moves on.
         start_response("500 Dropped", [("Connection", "close"), ("Content-Length", "0")])
         return [b""]
+
+
+def _access_key(authorization: str | None) -> str | None:
+    match = re.search(r"Credential=([^/]+)/", authorization or "")
+    return match.group(1) if match else None
 
 
 def _json(body: Any, status: int = 200, content_type: str = "application/json") -> Response:

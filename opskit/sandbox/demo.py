@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from opskit.sandbox.runner import SIMULATED_LABEL
+
 if TYPE_CHECKING:
     from opskit.sandbox.sandbox import Sandbox
 
@@ -272,7 +274,11 @@ def _image(sha: str) -> tuple[bytes, bytes]:
         {
             "architecture": "amd64",
             "os": "linux",
-            "config": {"Cmd": ["/bin/sh"], "Labels": {"org.opencontainers.image.revision": sha}},
+            "config": {
+                "Cmd": ["/bin/sh"],
+                # The demo's images hold a file, not a program: the sandbox runs their tasks simulated.
+                "Labels": {"org.opencontainers.image.revision": sha, SIMULATED_LABEL: "true"},
+            },
             "rootfs": {"type": "layers", "diff_ids": [_digest(uncompressed)]},
         }
     ).encode()

@@ -330,6 +330,11 @@ class Sandbox:
         assert self.app is not None
         return Counter(self.app.throttled)
 
+    def expire_credentials(self, access_key_id: str) -> None:
+        """Answer every call signed with ``access_key_id`` as AWS answers an expired session token."""
+        assert self.app is not None
+        self.app.expired_keys.add(access_key_id)
+
     def reset_calls(self) -> None:
         assert self.app is not None
         self.app.reset_counters()
