@@ -29,9 +29,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from opskit.cli import demo, sandbox
+    from opskit.cli import demo, release, rollback, sandbox
 
-    for module in (sandbox, demo):
+    for module in (sandbox, demo, release, rollback):
         main.add_command(module.command)
 
 

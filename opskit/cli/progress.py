@@ -1,0 +1,59 @@
+"""Drawing :class:`opskit.progress.ProgressEvent` in a terminal: stage lines, log lines, and a progress bar."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from opskit.progress import ProgressEvent
+
+MARKS = {"started": "..", "done": "ok", "skipped": "--", "failed": "!!"}
+BAR_WIDTH = 24
+
+
+class TerminalProgress:
+    """A progress reporter for the CLI; writes to stderr so stdout stays machine-readable (--format json)."""
+
+    def __init__(self, stream: TextIO | None = None, *, verbose: bool = True) -> None:
+        self.stream = stream or sys.stderr
+        self.verbose = verbose
+        self.tty = self.stream.isatty()
+        self._bar_shown = False
+        self._last_line = ""
+        self._started = time.monotonic()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.state == "running":
+            self._bar(event)
+            return
+        if event.state == "log" and not self.verbose:
+            return
+        self._clear_bar()
+        if event.state == "log":
+            self.stream.write(f"   {event.stage:>8} | {event.message.rstrip()}\n")
+        else:
+            elapsed = time.monotonic() - self._started
+            self.stream.write(f"{MARKS.get(event.state, '  ')} {event.stage:>8}   {event.message}  [{elapsed:5.1f}s]\n")
+        self.stream.flush()
+
+    def _bar(self, event: ProgressEvent) -> None:
+        if event.total:
+            filled = int(BAR_WIDTH * min(1.0, (event.done or 0) / event.total))
+            bar = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {event.done}/{event.total}"
+        else:
+            bar = ""
+        eta = f" eta {event.eta:.0f}s" if event.eta is not None else ""
+        line = f"   {event.stage:>8} {bar} {event.message}{eta}"
+        if self.tty:
+            self.stream.write("\r" + line[:160].ljust(len(self._last_line)))
+            self._bar_shown = True
+        elif line != self._last_line:
+            self.stream.write(line + "\n")
+        self._last_line = line
+        self.stream.flush()
+
+    def _clear_bar(self) -> None:
+        if self._bar_shown:
+            self.stream.write("\r" + " " * len(self._last_line) + "\r")
+            self._bar_shown = False

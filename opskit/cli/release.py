@@ -1,0 +1,124 @@
+"""``opskit release``: build the checkout's commit, push it to ECR, register a revision, roll it out, wait."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from opskit.cli.options import aws_options, format_option, make_aws
+from opskit.cli.progress import TerminalProgress
+from opskit.errors import ConfigError
+
+
+def _build_args(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--build-arg {value!r} is not NAME=VALUE: pass it as --build-arg NAME=VALUE")
+        out[name] = setting
+    return out
+
+
+@click.command("release")
+@click.option("--cluster", required=True, help="ECS cluster.")
+@click.option("--service", required=True, help="ECS service to release to.")
+@click.option(
+    "--container", "containers", multiple=True, help="Container(s) to update (default: the one using the repository)."
+)
+@click.option("--repository", help="ECR repository (default: the container's current one).")
+@click.option(
+    "--path",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Git checkout and build context.",
+)
+@click.option("--dockerfile", default="Dockerfile", show_default=True, help="Dockerfile, relative to --path.")
+@click.option("--build-arg", "build_args", multiple=True, help="NAME=VALUE, repeatable.")
+@click.option("--target", help="Build stage to stop at.")
+@click.option("--platform", help="Image platform (default: the revision's runtimePlatform, else linux/amd64).")
+@click.option("--tag", help="The commit SHA to tag with (default: HEAD's); must be HEAD's.")
+@click.option(
+    "--sha-length", type=click.IntRange(7, 40), default=12, show_default=True, help="Digits of the SHA in the tag."
+)
+@click.option(
+    "--allow-dirty", is_flag=True, help="Release uncommitted changes (tag says dirty, image pinned by digest)."
+)
+@click.option("--create-repository", is_flag=True, help="Create a missing ECR repository (IMMUTABLE, scan on push).")
+@click.option("--tag-latest-locally", is_flag=True, help="Also tag the local image 'latest' (never used in ECS).")
+@click.option("--dry-run", is_flag=True, help="Show the plan and the diff; change nothing.")
+@click.option("--force", is_flag=True, help="Go ahead although the service changed or another release holds it.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=1), default=1800, show_default=True, help="Seconds to wait for the rollout."
+)
+@click.option(
+    "--poll-interval", type=click.FloatRange(min=0.05), default=5, show_default=True, help="Seconds between polls."
+)
+@format_option("table", "json")
+@aws_options
+def command(
+    cluster: str,
+    service: str,
+    containers: tuple[str, ...],
+    repository: str | None,
+    path: Path,
+    dockerfile: str,
+    build_args: tuple[str, ...],
+    target: str | None,
+    platform: str | None,
+    tag: str | None,
+    sha_length: int,
+    allow_dirty: bool,
+    create_repository: bool,
+    tag_latest_locally: bool,
+    dry_run: bool,
+    force: bool,
+    timeout: float,
+    poll_interval: float,
+    output_format: str,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+) -> None:
+    """Release the commit checked out at --path to a service: one commit, one image, one revision."""
+    from opskit.release import ReleaseOptions, apply_release, plan_release
+
+    options = ReleaseOptions(
+        cluster=cluster,
+        service=service,
+        containers=containers,
+        repository=repository,
+        path=path,
+        dockerfile=dockerfile,
+        build_args=_build_args(build_args),
+        target=target,
+        platform=platform,
+        tag=tag,
+        sha_length=sha_length,
+        allow_dirty=allow_dirty,
+        create_repository=create_repository,
+        tag_latest_locally=tag_latest_locally,
+        force=force,
+    )
+    aws = make_aws(region, profile, endpoint_url)
+    plan = plan_release(aws, options)
+    if dry_run:
+        if output_format == "json":
+            click.echo(json.dumps(plan.to_dict(), indent=2))
+        else:
+            click.echo(f"Release {plan.tag} ({plan.commit.sha}) to {cluster}/{service}\n")
+            click.echo(plan.to_frame().to_string(index=False))
+            click.echo("\n" + ("\n".join(plan.diff) or "(the new revision is the live one)"))
+        return
+    record = apply_release(plan, aws, progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+    if output_format == "json":
+        click.echo(record.to_json())
+    else:
+        click.echo(record.to_frame().drop(columns=["started_at"]).T.to_string(header=False))
+    if not record.ok:
+        click.echo(f"opskit: release failed: {record.outcome}: {record.reason}", err=True)
+        sys.exit(1)

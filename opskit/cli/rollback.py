@@ -1,0 +1,63 @@
+"""``opskit rollback``: back to the revision the service last ran to completion (or --to), and wait."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from opskit.cli.options import aws_options, format_option, make_aws
+from opskit.cli.progress import TerminalProgress
+
+
+@click.command("rollback")
+@click.option("--cluster", required=True, help="ECS cluster.")
+@click.option("--service", required=True, help="ECS service to roll back.")
+@click.option("--to", "to", help="Revision to go back to: a number, family:number or an ARN.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--force", is_flag=True, help="Go ahead although the service changed or another release holds it.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=1), default=1800, show_default=True, help="Seconds to wait for the rollout."
+)
+@click.option(
+    "--poll-interval", type=click.FloatRange(min=0.05), default=5, show_default=True, help="Seconds between polls."
+)
+@format_option("table", "json")
+@aws_options
+def command(
+    cluster: str,
+    service: str,
+    to: str | None,
+    dry_run: bool,
+    force: bool,
+    timeout: float,
+    poll_interval: float,
+    output_format: str,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+) -> None:
+    """Roll a service back to what it last ran well, after checking the images still exist in ECR."""
+    from opskit.release import apply_rollback, plan_rollback
+
+    aws = make_aws(region, profile, endpoint_url)
+    plan = plan_rollback(aws, cluster, service, to=to, force=force)
+    if dry_run:
+        if output_format == "json":
+            click.echo(json.dumps(plan.to_dict(), indent=2))
+        else:
+            click.echo(
+                f"Roll {cluster}/{service} back from {plan.live_arn.rsplit('/', 1)[-1]} "
+                f"to {plan.target_arn.rsplit('/', 1)[-1]} ({plan.chosen_by})\n"
+            )
+            click.echo(plan.to_frame().to_string(index=False))
+        return
+    record = apply_rollback(plan, aws, progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+    if output_format == "json":
+        click.echo(record.to_json())
+    else:
+        click.echo(record.to_frame().drop(columns=["started_at"]).T.to_string(header=False))
+    if not record.ok:
+        click.echo(f"opskit: rollback failed: {record.outcome}: {record.reason}", err=True)
+        sys.exit(1)

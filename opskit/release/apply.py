@@ -1,0 +1,279 @@
+"""Applying a release plan, stage by stage: build, tag, push, register, update, wait.
+
+Every stage checks the world before acting, so a release that was interrupted (or run twice) finishes from
+where it is: an image already in ECR is not pushed again, a revision that already is this release is reused, a
+service already on it is not updated again. Each completed stage is written to a journal.
+
+>>> record = apply_release(plan, aws, progress=print)     # doctest: +SKIP
+>>> record.outcome, record.revision_arn
+('COMPLETED', 'arn:aws:ecs:...:task-definition/web:31')
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+
+from opskit.aws import Aws
+from opskit.errors import ConflictError, OpskitError
+from opskit.journal import Journal, state_dir
+from opskit.progress import Progress, ProgressEvent, ignore
+from opskit.release import images
+from opskit.release.lock import service_lock
+from opskit.release.plan import ReleasePlan, _aws_error, describe_service
+from opskit.release.record import ReleaseRecord
+from opskit.release.taskdef import with_images
+from opskit.release.wait import WaitResult, wait_for_deployment
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Stages:
+    """Reports each stage's start and end through the progress protocol and times it."""
+
+    def __init__(self, progress: Progress, record: ReleaseRecord) -> None:
+        self.progress = progress
+        self.record = record
+
+    @contextmanager
+    def stage(self, name: str, message: str) -> Iterator[None]:
+        self.progress(ProgressEvent(name, "started", message))
+        started = time.monotonic()
+        try:
+            yield
+        except BaseException as exc:
+            self.record.stages[name] = round(time.monotonic() - started, 3)
+            self.progress(ProgressEvent(name, "failed", str(exc)))
+            raise
+        self.record.stages[name] = round(time.monotonic() - started, 3)
+        self.progress(ProgressEvent(name, "done", message))
+
+    def skip(self, name: str, message: str) -> None:
+        self.record.stages[name] = 0.0
+        self.progress(ProgressEvent(name, "skipped", message))
+
+    def log(self, name: str) -> Any:
+        return lambda line: self.progress(ProgressEvent(name, "log", line))
+
+
+def journal_for(kind: str, cluster: str, service: str, key: str, folder: Path | None = None) -> Journal:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in f"{cluster}-{service}-{key}")
+    return Journal((folder or state_dir()) / "journal" / kind / f"{safe}.jsonl")
+
+
+def apply_release(
+    plan: ReleasePlan,
+    aws: Aws,
+    *,
+    progress: Progress = ignore,
+    docker: Any = None,
+    timeout: float = 1800.0,
+    poll_interval: float = 5.0,
+    journal_dir: Path | None = None,
+) -> ReleaseRecord:
+    """Carry out ``plan``. Returns the record; a failed rollout is a record with ``ok`` False, not an exception.
+
+    Errors that stop a release before it deploys (build failure, refused push, a service that changed since the
+    plan, another release holding the lock) raise one-line :class:`~opskit.errors.OpskitError`.
+    """
+    options = plan.options
+    record = ReleaseRecord(
+        kind="release",
+        cluster=options.cluster,
+        service=options.service,
+        commit=plan.commit.sha,
+        image=plan.image,
+        digest=plan.existing_digest,
+        revision_arn=plan.reuse_revision,
+        deployment_id=None,
+        outcome="IN_PROGRESS",
+        reason="",
+        started_at=_now(),
+    )
+    journal = journal_for("release", options.cluster, options.service, plan.tag, journal_dir)
+    journal.write("started", plan=plan.summary())
+    stages = Stages(progress, record)
+    try:
+        with service_lock(aws, plan.service_arn, force=options.force):
+            _ensure_repository(plan, aws, stages)
+            _build_and_push(plan, aws, stages, record, journal, docker)
+            _register(plan, aws, stages, record, journal)
+            assert record.revision_arn is not None
+            since = deploy(
+                aws,
+                options.cluster,
+                options.service,
+                expected_live=plan.live_arn,
+                revision_arn=record.revision_arn,
+                force=options.force,
+                stages=stages,
+                record=record,
+                journal=journal,
+            )
+            result = follow(aws, options.cluster, options.service, stages, record, since, timeout, poll_interval)
+    except OpskitError as exc:
+        record.outcome, record.reason, record.finished_at = "REFUSED", str(exc), _now()
+        journal.write("refused", reason=str(exc))
+        raise
+    except botocore.exceptions.ClientError as exc:
+        error = _aws_error(exc)
+        record.outcome, record.reason, record.finished_at = "REFUSED", str(error), _now()
+        journal.write("refused", reason=str(error))
+        raise error from exc
+    record.outcome, record.reason, record.finished_at = result.outcome, result.reason, _now()
+    journal.write("finished", outcome=result.outcome, reason=result.reason)
+    return record
+
+
+def _ensure_repository(plan: ReleasePlan, aws: Aws, stages: Stages) -> None:
+    if plan.repository.exists:
+        return
+    with stages.stage("repository", f"creating {plan.repository.name} (IMMUTABLE, scan on push)"):
+        ecr = aws.client("ecr")
+        try:
+            ecr.create_repository(
+                repositoryName=plan.repository.name,
+                imageTagMutability="IMMUTABLE",
+                imageScanningConfiguration={"scanOnPush": True},
+            )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] != "RepositoryAlreadyExistsException":
+                raise
+
+
+def _build_and_push(
+    plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord, journal: Journal, docker: Any
+) -> None:
+    ecr = aws.client("ecr")
+    existing = _digest_in_ecr(ecr, plan)
+    if existing:
+        stages.skip("build", f"{plan.image} is already in ECR")
+        stages.skip("push", f"reusing {existing}")
+        record.digest = existing
+        return
+    if docker is None:
+        from opskit.docker_engine import connect
+
+        docker = connect()
+    with stages.stage("build", f"building {plan.options.dockerfile} for {plan.platform}"):
+        image_id = images.build(docker, plan.build_spec(_now()), plan.image, stages.log("build"))
+        journal.write("built", image_id=image_id)
+    with stages.stage("tag", f"tagged {plan.image}"):
+        if plan.options.tag_latest_locally:
+            docker.api.tag(image_id, plan.repository.uri, "latest")  # for local use; never in a task definition
+    auth = images.RegistryAuth.from_ecr(ecr.get_authorization_token()["authorizationData"][0])
+    with stages.stage("push", f"pushing {plan.image}"):
+        # A tag that appeared since the plan (another release of this commit) is reused, never overwritten.
+        existing = _digest_in_ecr(ecr, plan)
+        if existing:
+            record.digest = existing
+        else:
+            pushed = images.push(docker, plan.repository.uri, plan.tag, auth, stages.log("push"))
+            confirmed = _digest_in_ecr(ecr, plan)
+            if confirmed != pushed:
+                raise ConflictError(
+                    f"ECR holds {confirmed} under {plan.tag}, not the pushed {pushed}: "
+                    "check the repository and release again"
+                )
+            record.digest = pushed
+        journal.write("pushed", digest=record.digest)
+
+
+def _digest_in_ecr(ecr: Any, plan: ReleasePlan) -> str | None:
+    try:
+        found = ecr.describe_images(repositoryName=plan.repository.name, imageIds=[{"imageTag": plan.tag}])
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
+            return None
+        raise
+    return str(found["imageDetails"][0]["imageDigest"])
+
+
+def _register(plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord, journal: Journal) -> None:
+    if plan.reuse_revision:
+        stages.skip("register", f"{plan.reuse_revision.rsplit('/', 1)[-1]} already is this release")
+        record.revision_arn = plan.reuse_revision
+        return
+    image = f"{plan.repository.uri}@{record.digest}" if plan.pin_by_digest else plan.image
+    body = with_images(plan.new_body, dict.fromkeys(plan.containers, image))
+    live_tags = aws.client("ecs").list_tags_for_resource(resourceArn=plan.live_arn).get("tags", [])
+    tags = [t for t in live_tags if t["key"] != "commit" and not t["key"].startswith("aws:")]
+    body["tags"] = [*tags, {"key": "commit", "value": plan.commit.sha}]
+    with stages.stage("register", f"registering a revision of {plan.family} with {image}"):
+        answer = aws.call_json("ecs", "RegisterTaskDefinition", body)
+        record.revision_arn = str(answer["taskDefinition"]["taskDefinitionArn"])
+        journal.write("registered", revision_arn=record.revision_arn)
+
+
+def deploy(
+    aws: Aws,
+    cluster: str,
+    service: str,
+    *,
+    expected_live: str,
+    revision_arn: str,
+    force: bool,
+    stages: Stages,
+    record: ReleaseRecord,
+    journal: Journal,
+) -> Any:
+    """Point the service at ``revision_arn`` after re-reading it; returns when (to hide older events).
+
+    Refuses, unless ``force``, when the service moved off ``expected_live`` since the plan or a deployment is
+    still in progress: that is someone else releasing at the same time.
+    """
+    _, current_service = describe_service(aws, cluster, service)
+    current = str(current_service["taskDefinition"])
+    deployments = current_service.get("deployments", [])
+    primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+    short = revision_arn.rsplit("/", 1)[-1]
+    if current == revision_arn and len(deployments) == 1:
+        stages.skip("update", f"{service} already runs {short}")
+        record.deployment_id = primary.get("id")
+        return None
+    if not force:
+        if current != expected_live:
+            raise ConflictError(
+                f"{service} moved from {expected_live.rsplit('/', 1)[-1]} to {current.rsplit('/', 1)[-1]} "
+                "since the plan: plan again, or pass --force"
+            )
+        if len(deployments) > 1 or primary.get("rolloutState") == "IN_PROGRESS":
+            raise ConflictError(
+                f"{service} has a deployment in progress ({primary.get('id')}): wait for it to finish, or pass --force"
+            )
+    with stages.stage("update", f"updating {service} to {short}"):
+        answer = aws.client("ecs").update_service(cluster=cluster, service=service, taskDefinition=revision_arn)
+        ours = next(d for d in answer["service"]["deployments"] if d.get("status") == "PRIMARY")
+        record.deployment_id = str(ours["id"])
+        journal.write("updated", deployment_id=record.deployment_id)
+        return ours.get("createdAt")
+
+
+def follow(
+    aws: Aws, cluster: str, service: str, stages: Stages, record: ReleaseRecord, since: Any, timeout: float, poll: float
+) -> WaitResult:
+    """Wait for the record's deployment; the wait stage fails (in the progress) when the rollout does."""
+    assert record.deployment_id is not None
+    stages.progress(ProgressEvent("wait", "started", f"waiting for {record.deployment_id}"))
+    started = time.monotonic()
+    result = wait_for_deployment(
+        aws,
+        cluster,
+        service,
+        record.deployment_id,
+        progress=stages.progress,
+        timeout=timeout,
+        poll_interval=poll,
+        since=since,
+    )
+    record.stages["wait"] = round(time.monotonic() - started, 3)
+    stages.progress(ProgressEvent("wait", "done" if result.ok else "failed", result.reason))
+    return result

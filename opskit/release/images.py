@@ -1,0 +1,108 @@
+"""Building, tagging and pushing release images with the Docker SDK (through :mod:`opskit.docker_engine`)."""
+
+from __future__ import annotations
+
+import base64
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opskit.errors import ConfigError, OpskitError
+
+Log = Callable[[str], None]
+
+
+class BuildError(OpskitError):
+    """The image did not build; the message ends with the tail of the failing step's output."""
+
+
+class PushError(OpskitError):
+    """The registry refused the image."""
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    context: Path
+    dockerfile: str = "Dockerfile"
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    platform: str = "linux/amd64"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if not self.context.is_dir():
+            raise ConfigError(f"build context {self.context} is not a folder: pass --path with your checkout")
+        dockerfile = self.context / self.dockerfile
+        if not dockerfile.is_file():
+            raise ConfigError(f"no Dockerfile at {dockerfile}: add one, or pass --dockerfile with its path")
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    username: str
+    password: str = field(repr=False)
+    server: str
+
+    @classmethod
+    def from_ecr(cls, authorization_data: dict[str, Any]) -> RegistryAuth:
+        username, _, password = base64.b64decode(authorization_data["authorizationToken"]).decode().partition(":")
+        return cls(username, password, authorization_data["proxyEndpoint"])
+
+    def docker_config(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password, "serveraddress": self.server}
+
+
+def build(docker: Any, spec: BuildSpec, tag: str, log: Log) -> str:
+    """Build ``spec`` as ``tag``, streaming the log line by line; returns the image id."""
+    spec.check()
+    tail: deque[str] = deque(maxlen=5)
+    image_id = None
+    stream = docker.api.build(
+        path=str(spec.context),
+        dockerfile=spec.dockerfile,
+        tag=tag,
+        buildargs=spec.build_args or None,
+        target=spec.target,
+        platform=spec.platform,
+        labels=spec.labels,
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
+    )
+    for chunk in stream:
+        for line in str(chunk.get("stream", "")).splitlines():
+            if line.strip():
+                tail.append(line.strip())
+                log(line)
+        if "error" in chunk:
+            last = " / ".join(list(tail)[-3:])
+            error = " ".join(str(chunk["error"]).split())
+            raise BuildError(
+                f"docker build failed: {error} (last output: {last}); fix the Dockerfile step and release again"
+            )
+        if "aux" in chunk and "ID" in chunk["aux"]:
+            image_id = chunk["aux"]["ID"]
+    if image_id is None:
+        raise BuildError("docker build finished without an image id: run `docker build` by hand to see why")
+    return str(image_id)
+
+
+def push(docker: Any, repository_uri: str, tag: str, auth: RegistryAuth, log: Log) -> str:
+    """Push ``repository_uri:tag``; returns the digest the registry answered."""
+    digest = None
+    for chunk in docker.api.push(repository_uri, tag=tag, auth_config=auth.docker_config(), stream=True, decode=True):
+        if "error" in chunk:
+            error = " ".join(str(chunk["error"]).split())
+            raise PushError(f"push of {repository_uri}:{tag} refused: {error}")
+        status = chunk.get("status")
+        if status and chunk.get("id") and status in ("Pushed", "Layer already exists", "Mounted from"):
+            log(f"{chunk['id']}: {status}")
+        aux = chunk.get("aux") or {}
+        if aux.get("Digest"):
+            digest = str(aux["Digest"])
+    if digest is None:
+        raise PushError(f"push of {repository_uri}:{tag} ended without a digest: check the registry and release again")
+    return digest

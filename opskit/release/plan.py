@@ -1,0 +1,412 @@
+"""The release plan: what a release of this commit to this service would do, decided without changing anything.
+
+>>> plan = plan_release(aws, ReleaseOptions(cluster="prod", service="web", path="."))   # doctest: +SKIP
+>>> plan.to_frame()            # one row per step: build, push, register, update, wait
+>>> print("\\n".join(plan.diff))  # the live revision against the new one
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pandas as pd
+
+from opskit.aws import Aws
+from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError
+from opskit.git import Checkout, read_checkout
+from opskit.records import COMMIT_SHA, ImageRef
+from opskit.release.images import BuildSpec, RegistryAuth
+from opskit.release.taskdef import diff, registrable, same_body, with_images
+
+DEFAULT_SHA_LENGTH = 12
+REUSE_LOOKBACK = 20  # newest ACTIVE revisions of the family searched for one that already is this release
+OCI_REVISION = "org.opencontainers.image.revision"
+
+
+@dataclass(frozen=True)
+class ReleaseOptions:
+    """What to release where. ``path`` is any folder in the git checkout; the build context is ``path``."""
+
+    cluster: str
+    service: str
+    containers: tuple[str, ...] = ()
+    repository: str | None = None
+    path: Path = Path(".")
+    dockerfile: str = "Dockerfile"
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    platform: str | None = None  # default: from the live revision's runtimePlatform, else linux/amd64
+    tag: str | None = None  # the commit SHA (a prefix of HEAD's); default HEAD's first sha_length digits
+    sha_length: int = DEFAULT_SHA_LENGTH
+    allow_dirty: bool = False
+    create_repository: bool = False
+    tag_latest_locally: bool = False
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        if not 7 <= self.sha_length <= 40:
+            raise ConfigError(f"SHA length {self.sha_length} is out of range: pass a length from 7 to 40")
+        for name, value in (("--cluster", self.cluster), ("--service", self.service)):
+            if not value or not value.strip():
+                raise ConfigError(f"{name} is empty: pass the name of your ECS {name[2:]}")
+
+
+@dataclass(frozen=True)
+class Repository:
+    name: str
+    uri: str
+    exists: bool
+    mutability: str | None = None
+    scan_on_push: bool | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    action: str  # "run", "skip" or "create"
+    detail: str
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    options: ReleaseOptions
+    commit: Checkout
+    tag: str
+    repository: Repository
+    existing_digest: str | None  # the tag is already in ECR: this image is reused, nothing is built or pushed
+    cluster_arn: str
+    service_arn: str
+    live_arn: str
+    live_body: dict[str, Any]
+    containers: tuple[str, ...]
+    new_body: dict[str, Any]  # with the image by tag; a dirty release pins it by digest after the push
+    reuse_revision: str | None  # a revision that already is this release
+    platform: str
+    diff: tuple[str, ...]
+    steps: tuple[Step, ...]
+
+    @property
+    def image(self) -> str:
+        return f"{self.repository.uri}:{self.tag}"
+
+    @property
+    def family(self) -> str:
+        return str(self.live_body["family"])
+
+    @property
+    def already_live(self) -> bool:
+        return self.reuse_revision == self.live_arn
+
+    @property
+    def pin_by_digest(self) -> bool:
+        return self.commit.dirty
+
+    def build_spec(self, created: str) -> BuildSpec:
+        labels = {OCI_REVISION: self.commit.sha, "org.opencontainers.image.created": created}
+        if self.commit.remote_url:
+            labels["org.opencontainers.image.source"] = self.commit.remote_url
+        return BuildSpec(
+            context=self.options.path,
+            dockerfile=self.options.dockerfile,
+            build_args=dict(self.options.build_args),
+            target=self.options.target,
+            platform=self.platform,
+            labels=labels,
+        )
+
+    # -- how it shows itself ----------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        return {
+            "cluster": self.options.cluster,
+            "service": self.options.service,
+            "commit": self.commit.sha,
+            "dirty": self.commit.dirty,
+            "image": self.image,
+            "existing_digest": self.existing_digest,
+            "repository": self.repository.name,
+            "live_revision": self.live_arn,
+            "containers": list(self.containers),
+            "reuse_revision": self.reuse_revision,
+            "platform": self.platform,
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per step, in order."""
+        return pd.DataFrame(
+            [{"step": s.name, "action": s.action, "detail": s.detail} for s in self.steps],
+            columns=["step", "action", "detail"],
+        ).astype("string")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "steps": [s.__dict__ for s in self.steps], "diff": list(self.diff)}
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.action)}</td><td>{html.escape(s.detail)}</td></tr>"
+            for s in self.steps
+        )
+        diff_html = html.escape("\n".join(self.diff)) or "(no change)"
+        return (
+            f"<div class='opskit-plan'><b>Release {html.escape(self.tag)} to "
+            f"{html.escape(self.options.cluster)}/{html.escape(self.options.service)}</b>"
+            f"<table><tr><th>step</th><th>action</th><th>detail</th></tr>{rows}</table>"
+            f"<pre>{diff_html}</pre></div>"
+        )
+
+
+def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
+    """Read git, ECR and ECS and decide every step; raises a one-line :class:`OpskitError` when it cannot go ahead."""
+    commit = read_checkout(options.path)
+    if commit.dirty and not options.allow_dirty:
+        raise ConfigError(
+            f"{commit.root} has uncommitted changes: commit them (a release is a commit), or pass --allow-dirty"
+        )
+    tag = release_tag(commit, options)
+    cluster_arn, service = describe_service(aws, options.cluster, options.service)
+    live_arn = str(service["taskDefinition"])
+    live_body = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": live_arn})["taskDefinition"]
+    _check_named_containers(options, live_body)
+    repository = _repository(aws, options, live_body)
+    containers = _containers(options, live_body, repository)
+    existing = _existing_digest(aws, repository, tag, commit)
+    platform = options.platform or _platform(live_body)
+    image = f"{repository.uri}:{tag}"
+    new_body = with_images(registrable(live_body), dict.fromkeys(containers, image))
+    reuse = None if commit.dirty else _reusable_revision(aws, live_arn, live_body, new_body)
+    plan = ReleasePlan(
+        options=options,
+        commit=commit,
+        tag=tag,
+        repository=repository,
+        existing_digest=existing,
+        cluster_arn=cluster_arn,
+        service_arn=str(service["serviceArn"]),
+        live_arn=live_arn,
+        live_body=live_body,
+        containers=containers,
+        new_body=new_body,
+        reuse_revision=reuse,
+        platform=platform,
+        diff=tuple(diff(live_body, new_body, live_name=_short(live_arn), new_name=f"{live_body['family']}:new")),
+        steps=(),
+    )
+    return replace(plan, steps=_steps(plan))
+
+
+def release_tag(commit: Checkout, options: ReleaseOptions) -> str:
+    """The image tag for this commit: its SHA prefix, with a digest of the changes when the tree is dirty."""
+    if options.tag is not None:
+        if not COMMIT_SHA.match(options.tag):
+            raise ConfigError(
+                f"release tag {options.tag!r} is not a commit SHA: opskit tags each release with its commit; "
+                "omit --tag to use HEAD's"
+            )
+        if not commit.sha.startswith(options.tag):
+            raise ConfigError(
+                f"tag {options.tag} is not HEAD's commit ({commit.sha[:12]}): check out {options.tag} first"
+            )
+        tag = options.tag
+    else:
+        tag = commit.sha[: options.sha_length]
+    if commit.dirty and commit.dirty_digest:
+        tag = f"{tag}-dirty-{commit.dirty_digest[:12]}"
+    return tag
+
+
+def describe_service(aws: Aws, cluster: str, service: str) -> tuple[str, dict[str, Any]]:
+    """(cluster ARN, the service as DescribeServices tells it), or a one-line error naming what is missing."""
+    ecs = aws.client("ecs")
+    try:
+        answer = ecs.describe_services(cluster=cluster, services=[service])
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code == "ClusterNotFoundException":
+            raise NotFoundError(
+                f"cluster {cluster!r} not found in {aws.region}: check --cluster and the region"
+            ) from exc
+        raise _aws_error(exc) from exc
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise _aws_error(exc) from exc
+    found = [s for s in answer.get("services", []) if s.get("status") == "ACTIVE"]
+    if not found:
+        raise NotFoundError(
+            f"service {service!r} not found in cluster {cluster!r} ({aws.region}): check --service, or create it first"
+        )
+    return str(found[0]["clusterArn"]), found[0]
+
+
+def _aws_error(exc: Exception) -> AwsError:
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return AwsError("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = exc.response["Error"]["Code"]
+        message = " ".join(str(exc.response["Error"].get("Message", "")).split())
+        if code in ("ExpiredTokenException", "ExpiredToken", "RequestExpired"):
+            return AwsError(f"AWS credentials have expired ({code}): refresh them (aws sso login, or new keys)")
+        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException"):
+            return AwsError(f"AWS rejected the credentials ({code}): check AWS_PROFILE or the access keys")
+        if code in ("AccessDeniedException", "AccessDenied"):
+            return AwsError(f"AWS denied access ({message}): use credentials allowed to release to ECS and ECR")
+        return AwsError(f"AWS said {code}: {message}")
+    return AwsError(str(exc))
+
+
+def _short(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def _platform(body: dict[str, Any]) -> str:
+    arch = (body.get("runtimePlatform") or {}).get("cpuArchitecture", "X86_64")
+    return "linux/arm64" if arch == "ARM64" else "linux/amd64"
+
+
+def _repository(aws: Aws, options: ReleaseOptions, live_body: dict[str, Any]) -> Repository:
+    name = options.repository
+    if name is None:
+        images = [ImageRef.parse(c.get("image", "")) for c in live_body.get("containerDefinitions", [])]
+        chosen = [
+            ref
+            for c, ref in zip(live_body.get("containerDefinitions", []), images, strict=True)
+            if not options.containers or c.get("name") in options.containers
+        ]
+        name = chosen[0].repository if len(chosen) == 1 or len({r.repository for r in chosen}) == 1 else None
+        if name is None:
+            raise ConfigError(
+                f"cannot tell which ECR repository {options.service}'s containers come from: pass --repository"
+            )
+    if not re.match(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$", name) or len(name) > 256:
+        raise ConfigError(f"{name!r} is not a valid ECR repository name: lower-case letters, digits, . _ - and /")
+    ecr = aws.client("ecr")
+    try:
+        found = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] != "RepositoryNotFoundException":
+            raise _aws_error(exc) from exc
+        if not options.create_repository:
+            raise NotFoundError(
+                f"ECR repository {name!r} does not exist: create it, or pass --create-repository "
+                "(IMMUTABLE tags, scan on push)"
+            ) from exc
+        registry = _registry_host(aws)
+        return Repository(name=name, uri=f"{registry}/{name}", exists=False)
+    return Repository(
+        name=name,
+        uri=str(found["repositoryUri"]),
+        exists=True,
+        mutability=found.get("imageTagMutability"),
+        scan_on_push=(found.get("imageScanningConfiguration") or {}).get("scanOnPush"),
+    )
+
+
+def _registry_host(aws: Aws) -> str:
+    data = aws.client("ecr").get_authorization_token()["authorizationData"][0]
+    return str(data["proxyEndpoint"]).split("://", 1)[-1].rstrip("/")
+
+
+def _check_named_containers(options: ReleaseOptions, live_body: dict[str, Any]) -> None:
+    names = [str(c.get("name")) for c in live_body.get("containerDefinitions", [])]
+    for name in options.containers:
+        if name not in names:
+            raise NotFoundError(
+                f"container {name!r} is not in {live_body['family']}:{live_body['revision']} "
+                f"(its containers: {', '.join(names)}): pass --container with one of them"
+            )
+
+
+def _containers(options: ReleaseOptions, live_body: dict[str, Any], repository: Repository) -> tuple[str, ...]:
+    names = [str(c.get("name")) for c in live_body.get("containerDefinitions", [])]
+    revision = f"{live_body['family']}:{live_body['revision']}"
+    if options.containers:
+        return tuple(options.containers)
+    if len(names) == 1:
+        return (names[0],)
+    matching = tuple(
+        str(c["name"])
+        for c in live_body["containerDefinitions"]
+        if ImageRef.parse(c.get("image", "")).repository == repository.name
+    )
+    if not matching:
+        raise ConfigError(f"{revision} has containers {', '.join(names)}: pass --container with the one to release")
+    return matching
+
+
+def _existing_digest(aws: Aws, repository: Repository, tag: str, commit: Checkout) -> str | None:
+    """The digest already under ``tag``; refuses a tag that holds another commit's image."""
+    if not repository.exists:
+        return None
+    ecr = aws.client("ecr")
+    try:
+        images = ecr.describe_images(repositoryName=repository.name, imageIds=[{"imageTag": tag}])["imageDetails"]
+    except botocore.exceptions.ClientError as exc:
+        if exc.response["Error"]["Code"] == "ImageNotFoundException":
+            return None
+        raise _aws_error(exc) from exc
+    digest = str(images[0]["imageDigest"])
+    labels = _labels(aws, repository, digest)
+    built_from = labels.get(OCI_REVISION)
+    if built_from and built_from != commit.sha:
+        raise ConflictError(
+            f"tag {tag} in {repository.name} already holds an image built from commit {built_from[:12]}, "
+            f"not {commit.sha[:12]}: release with a longer --sha-length"
+        )
+    return digest
+
+
+def _labels(aws: Aws, repository: Repository, digest: str) -> dict[str, str]:
+    from opskit.registry import image_labels
+
+    data = aws.client("ecr").get_authorization_token()["authorizationData"][0]
+    auth = RegistryAuth.from_ecr(data)
+    registry, _, name = repository.uri.partition("/")
+    try:
+        return image_labels(registry, name, digest, auth.username, auth.password)
+    except OSError:
+        return {}  # unreadable config: the SHA tag is trusted, as opskit is what writes SHA tags
+
+
+def _reusable_revision(aws: Aws, live_arn: str, live_body: dict[str, Any], new_body: dict[str, Any]) -> str | None:
+    if same_body(live_body, new_body):
+        return live_arn
+    ecs = aws.client("ecs")
+    arns = ecs.list_task_definitions(
+        familyPrefix=live_body["family"], status="ACTIVE", sort="DESC", maxResults=REUSE_LOOKBACK
+    )
+    for arn in arns["taskDefinitionArns"]:
+        if arn == live_arn:
+            continue
+        body = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": arn})["taskDefinition"]
+        if same_body(body, new_body):
+            return str(arn)
+    return None
+
+
+def _steps(plan: ReleasePlan) -> tuple[Step, ...]:
+    steps = []
+    if not plan.repository.exists:
+        steps.append(Step("repository", "create", f"{plan.repository.name} with IMMUTABLE tags and scan on push"))
+    if plan.existing_digest:
+        steps.append(Step("build", "skip", f"{plan.image} is already in ECR ({plan.existing_digest[:19]})"))
+        steps.append(Step("push", "skip", "the commit's image is reused"))
+    else:
+        spec = f"{plan.options.dockerfile} in {plan.options.path} for {plan.platform}"
+        steps.append(Step("build", "run", spec))
+        steps.append(Step("push", "run", plan.image))
+    if plan.reuse_revision:
+        steps.append(Step("register", "skip", f"{_short(plan.reuse_revision)} already is this release"))
+    else:
+        image = f"{plan.repository.uri}@<digest>" if plan.pin_by_digest else plan.image
+        steps.append(Step("register", "run", f"new revision of {plan.family}: {', '.join(plan.containers)} -> {image}"))
+    if plan.already_live:
+        steps.append(Step("update", "skip", f"{plan.options.service} already runs {_short(plan.live_arn)}"))
+    else:
+        steps.append(
+            Step("update", "run", f"{plan.options.cluster}/{plan.options.service} from {_short(plan.live_arn)}")
+        )
+    steps.append(Step("wait", "run", "until our deployment is PRIMARY and COMPLETED"))
+    return tuple(steps)
