@@ -183,3 +183,38 @@ def test_dirty_tree_is_pinned_by_digest_and_says_dirty(world: World) -> None:
         "containerDefinitions"
     ][0]["image"]
     assert image == f"{world.uri}@{record.digest}"
+
+
+def test_a_missing_repository_is_created_immutable_with_scan_on_push_only_when_asked(world: World) -> None:
+    plan = plan_release(world.aws, options(world, repository="web-next", create_repository=True))
+    assert plan.steps[0].name == "repository" and plan.steps[0].action == "create"
+    assert world.ecr.describe_repositories()["repositories"][0]["repositoryName"] == "web"  # a plan changes nothing
+
+    record = apply_release(plan, world.aws, **FAST)
+
+    assert record.ok, record.reason
+    created = world.ecr.describe_repositories(repositoryNames=["web-next"])["repositories"][0]
+    assert created["imageTagMutability"] == "IMMUTABLE"
+    assert created["imageScanningConfiguration"]["scanOnPush"] is True
+    image = world.ecs.describe_task_definition(taskDefinition=record.revision_arn)["taskDefinition"]
+    assert image["containerDefinitions"][0]["image"] == f"{created['repositoryUri']}:{plan.tag}"
+
+
+def test_latest_is_only_ever_a_local_tag(world: World, docker_client: object) -> None:
+    record = apply_release(plan_release(world.aws, options(world, tag_latest_locally=True)), world.aws, **FAST)
+    assert record.ok
+    assert docker_client.images.get(f"{world.uri}:latest")  # type: ignore[attr-defined]
+    images = world.ecr.describe_images(repositoryName="web")["imageDetails"]
+    assert all("latest" not in i.get("imageTags", []) for i in images)
+    body = world.ecs.describe_task_definition(taskDefinition=record.revision_arn)["taskDefinition"]
+    assert not body["containerDefinitions"][0]["image"].endswith(":latest")
+    docker_client.images.remove(f"{world.uri}:latest")  # type: ignore[attr-defined]
+
+
+def test_the_plan_shows_itself_as_a_table_html_and_json(world: World) -> None:
+    plan = plan_release(world.aws, options(world))
+    frame = plan.to_frame()
+    assert list(frame.columns) == ["step", "action", "detail"] and len(frame) == 5
+    page = plan._repr_html_()
+    assert "<table>" in page and plan.tag in page and "bootstrap" in page
+    assert plan.to_dict()["commit"] == plan.commit.sha
