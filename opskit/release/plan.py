@@ -178,7 +178,9 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     platform = options.platform or _platform(live_body)
     image = f"{repository.uri}:{tag}"
     new_body = with_images(registrable(live_body), dict.fromkeys(containers, image))
-    reuse = None if commit.dirty else _reusable_revision(aws, live_arn, live_body, new_body)
+    # Only an image already in ECR can already have a revision: a new commit's needs no search (that is 20
+    # describes saved on every ordinary release); a re-release or a resumed one finds its revision again.
+    reuse = None if commit.dirty or existing is None else _reusable_revision(aws, live_arn, live_body, new_body)
     plan = ReleasePlan(
         options=options,
         commit=commit,
