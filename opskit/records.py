@@ -1,5 +1,7 @@
 """The library's records: small immutable facts about what exists in ECS and ECR.
 
+Pure functions (policy checks, cleanup and rollback plans) take these; the library builds them from its cache.
+
 >>> ImageRef.parse("123456789012.dkr.ecr.us-east-1.amazonaws.com/web:3f2a9c1")
 ImageRef(registry='123456789012.dkr.ecr.us-east-1.amazonaws.com', repository='web', tag='3f2a9c1', digest=None)
 >>> ImageRef.parse("nginx").tag is None, ImageRef.parse("127.0.0.1:5000/web@sha256:" + "a" * 64).digest[:9]
@@ -10,11 +12,29 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 COMMIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Tag keys a release process uses to record the commit a revision was built from ("commit" is opskit's own).
+COMMIT_TAG_KEYS = ("commit", "git-commit", "git-sha", "commit-sha")
+
+REVISION_STATUSES = ("ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS")
+ROLLOUT_STATES = ("IN_PROGRESS", "COMPLETED", "FAILED")
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """A timestamp as AWS answers it (datetime from boto3, epoch seconds from raw JSON) as an aware UTC datetime."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(float(value), UTC)
+    if isinstance(value, str):
+        return to_datetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    raise TypeError(f"not a timestamp: {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,8 +64,13 @@ class ImageRef:
         return self.tag if self.tag and COMMIT_SHA.match(self.tag) else None
 
     @property
+    def untagged(self) -> bool:
+        """Neither tag nor digest: the runtime pulls ``latest``."""
+        return self.tag is None and self.digest is None
+
+    @property
     def uses_latest(self) -> bool:
-        return self.tag == "latest" or (self.tag is None and self.digest is None)
+        return self.tag == "latest" or self.untagged
 
     @property
     def pinned(self) -> bool:
@@ -54,6 +79,8 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class ContainerRecord:
+    """One container definition: its image and the NAMES of its variables and secrets (never their values)."""
+
     name: str
     image: str
     essential: bool
@@ -70,9 +97,17 @@ class ContainerRecord:
             name=body["name"],
             image=body.get("image", ""),
             essential=bool(body.get("essential", True)),
-            environment_names=tuple(e["name"] for e in body.get("environment", []) if "name" in e),
-            secret_names=tuple(s["name"] for s in body.get("secrets", []) if "name" in s),
+            environment_names=tuple(e["name"] for e in body.get("environment") or [] if "name" in e),
+            secret_names=tuple(s["name"] for s in body.get("secrets") or [] if "name" in s),
         )
+
+
+def commit_of(tags: dict[str, str], containers: tuple[ContainerRecord, ...] | list[ContainerRecord]) -> str | None:
+    """The commit a revision was built from: its ``commit`` tag, else the first image tag that is a commit SHA."""
+    for key in COMMIT_TAG_KEYS:
+        if tags.get(key):
+            return tags[key]
+    return next((c.ref.commit_sha for c in containers if c.ref.commit_sha), None)
 
 
 @dataclass(frozen=True)
@@ -92,6 +127,11 @@ class RevisionRecord:
     compatibilities: tuple[str, ...]
     containers: tuple[ContainerRecord, ...]
     tags: tuple[tuple[str, str], ...]
+    delete_requested_at: datetime | None = None
+
+    @property
+    def commit(self) -> str | None:
+        return commit_of(dict(self.tags), self.containers)
 
     @classmethod
     def from_api(cls, body: dict[str, Any], tags: list[dict[str, str]] | None = None) -> RevisionRecord:
@@ -100,13 +140,95 @@ class RevisionRecord:
             revision=int(body["revision"]),
             arn=body["taskDefinitionArn"],
             status=body["status"],
-            registered_at=body.get("registeredAt"),
+            registered_at=to_datetime(body.get("registeredAt")),
             registered_by=body.get("registeredBy"),
-            deregistered_at=body.get("deregisteredAt"),
-            cpu=body.get("cpu"),
-            memory=body.get("memory"),
+            deregistered_at=to_datetime(body.get("deregisteredAt")),
+            cpu=_text(body.get("cpu")),
+            memory=_text(body.get("memory")),
             network_mode=body.get("networkMode"),
-            compatibilities=tuple(body.get("compatibilities", [])),
-            containers=tuple(ContainerRecord.from_api(c) for c in body.get("containerDefinitions", [])),
+            compatibilities=tuple(body.get("compatibilities") or []),
+            containers=tuple(ContainerRecord.from_api(c) for c in body.get("containerDefinitions") or []),
             tags=tuple((t["key"], t["value"]) for t in tags or []),
+            delete_requested_at=to_datetime(body.get("deleteRequestedAt")),
         )
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One ECR image (a manifest in a repository) and the tags that point at it now."""
+
+    repository: str
+    registry_id: str
+    digest: str
+    tags: tuple[str, ...]
+    pushed_at: datetime | None
+    size_bytes: int | None
+    scan_status: str | None
+    media_type: str | None
+
+    @classmethod
+    def from_api(cls, detail: dict[str, Any]) -> ImageRecord:
+        return cls(
+            repository=detail["repositoryName"],
+            registry_id=detail.get("registryId", ""),
+            digest=detail["imageDigest"],
+            tags=tuple(detail.get("imageTags") or []),
+            pushed_at=to_datetime(detail.get("imagePushedAt")),
+            size_bytes=detail.get("imageSizeInBytes"),
+            scan_status=(detail.get("imageScanStatus") or {}).get("status"),
+            media_type=detail.get("imageManifestMediaType"),
+        )
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One deployment of a service to a task-definition revision, normalised across ECS's two vocabularies.
+
+    ``status`` is what the API said: a service-deployment status (SUCCESSFUL, ROLLBACK_SUCCESSFUL ...) from
+    ListServiceDeployments, or PRIMARY/ACTIVE/INACTIVE from DescribeServices. ``rollout_state`` says whether this
+    deployment's own revision reached COMPLETED (IN_PROGRESS, COMPLETED or FAILED); ``rolled_back`` says the circuit
+    breaker or a requested rollback took the service back from it.
+    """
+
+    cluster: str
+    service: str
+    deployment: str  # service-deployment ARN, or the ecs-svc/... id of a DescribeServices deployment
+    task_definition: str | None
+    status: str
+    rollout_state: str
+    created_at: datetime | None
+    finished_at: datetime | None
+    rolled_back: bool = False
+    source: str = "service-deployments"  # or "service" (DescribeServices deployments and events)
+
+    @property
+    def completed(self) -> bool:
+        return self.rollout_state == "COMPLETED"
+
+    @property
+    def moment(self) -> datetime:
+        """When this deployment last changed: its end if it ended, else its start (for "most recent" ordering)."""
+        return self.finished_at or self.created_at or datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    """A service as DescribeServices tells it, with its current deployments (PRIMARY first)."""
+
+    cluster: str
+    service: str
+    arn: str
+    status: str
+    desired_count: int
+    running_count: int
+    pending_count: int
+    task_definition: str | None  # the PRIMARY deployment's revision: what the service runs or rolls out now
+    launch_type: str | None
+    circuit_breaker: bool
+    circuit_breaker_rollback: bool
+    deployments: tuple[DeploymentRecord, ...]
+    created_at: datetime | None = None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

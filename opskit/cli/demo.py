@@ -22,7 +22,8 @@ def command(time_scale: float) -> None:
     with Sandbox(seed="demo", time_scale=time_scale) as sandbox:
         for notice in sandbox.notices:
             click.echo(f"opskit demo: {notice}", err=True)
-        library = RevisionLibrary(sandbox.aws())
+        # A throwaway sandbox: its library lives in memory, paced to the sandbox's compressed time.
+        library = RevisionLibrary(sandbox.aws(), cache_path=":memory:", rate_scale=time_scale)
         library.sync()
         revisions = library.revisions()
         summary = (

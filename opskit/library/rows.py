@@ -1,0 +1,295 @@
+"""From the APIs' answers to the cache's rows, and back to records.
+
+Rows are flat tuples of SQL-friendly values: timestamps as integer microseconds since the epoch (UTC), booleans as
+0/1, lists and maps as JSON text. Frames load them with one SELECT; only a revision's full body is a JSON blob,
+read on request.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import datetime
+from typing import Any
+
+from opskit.records import (
+    ContainerRecord,
+    DeploymentRecord,
+    ImageRef,
+    RevisionRecord,
+    ServiceRecord,
+    commit_of,
+    to_datetime,
+)
+
+REVISION_FIELDS = (
+    "arn",
+    "family",
+    "revision",
+    "status",
+    "registered_at",
+    "registered_by",
+    "deregistered_at",
+    "delete_requested_at",
+    "cpu",
+    "memory",
+    "network_mode",
+    "compatibilities",
+    "container_count",
+    "commit_sha",
+    "tags",
+)
+CONTAINER_FIELDS = (
+    "family",
+    "revision",
+    "position",
+    "arn",
+    "status",
+    "name",
+    "image",
+    "registry",
+    "repository",
+    "tag",
+    "digest",
+    "commit_sha",
+    "uses_latest",
+    "untagged",
+    "essential",
+    "environment_names",
+    "secret_names",
+)
+DEPLOYMENT_FIELDS = (
+    "cluster",
+    "service",
+    "deployment",
+    "task_definition",
+    "status",
+    "rollout_state",
+    "created_at",
+    "finished_at",
+    "rolled_back",
+    "source",
+)
+
+
+def micros(value: Any) -> int | None:
+    """A timestamp (datetime or epoch seconds) as integer microseconds since the epoch."""
+    moment = to_datetime(value)
+    return None if moment is None else round(moment.timestamp() * 1_000_000)
+
+
+def from_micros(value: int | None) -> datetime | None:
+    return None if value is None else to_datetime(value / 1_000_000)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# -- task-definition revisions -----------------------------------------------------------------------------------
+def revision_rows(answer: dict[str, Any]) -> tuple[tuple[Any, ...], bytes, list[tuple[Any, ...]]]:
+    """The revisions row, the compressed body and the containers rows of one DescribeTaskDefinition(include=TAGS)
+    answer."""
+    body = answer["taskDefinition"]
+    tags = {t["key"]: t["value"] for t in answer.get("tags") or [] if "key" in t}
+    containers = [ContainerRecord.from_api(c) for c in body.get("containerDefinitions") or []]
+    arn = body["taskDefinitionArn"]
+    revision = (
+        arn,
+        body["family"],
+        int(body["revision"]),
+        body["status"],
+        micros(body.get("registeredAt")),
+        body.get("registeredBy"),
+        micros(body.get("deregisteredAt")),
+        micros(body.get("deleteRequestedAt")),
+        _text(body.get("cpu")),
+        _text(body.get("memory")),
+        body.get("networkMode"),
+        ",".join(body.get("compatibilities") or []),
+        len(containers),
+        commit_of(tags, containers),
+        json.dumps(tags, separators=(",", ":")),
+    )
+    blob = zlib.compress(json.dumps(answer, separators=(",", ":"), default=_json_default).encode(), 1)
+    rows = []
+    for position, container in enumerate(containers):
+        ref = container.ref
+        rows.append(
+            (
+                body["family"],
+                int(body["revision"]),
+                position,
+                arn,
+                body["status"],
+                container.name,
+                container.image,
+                ref.registry,
+                ref.repository,
+                ref.tag,
+                ref.digest,
+                ref.commit_sha,
+                int(ref.uses_latest),
+                int(ref.untagged),
+                int(container.essential),
+                json.dumps(list(container.environment_names), separators=(",", ":")),
+                json.dumps(list(container.secret_names), separators=(",", ":")),
+            )
+        )
+    return revision, blob, rows
+
+
+def decode_body(blob: bytes) -> dict[str, Any]:
+    answer: dict[str, Any] = json.loads(zlib.decompress(blob))
+    return answer
+
+
+def revision_record(answer: dict[str, Any], status: str) -> RevisionRecord:
+    """The record of a cached answer, with the status the listings last gave it."""
+    record = RevisionRecord.from_api({**answer["taskDefinition"], "status": status}, answer.get("tags"))
+    return record
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    raise TypeError(f"cannot store {type(value).__name__} in a revision body")
+
+
+# -- ECR ---------------------------------------------------------------------------------------------------------
+def repository_row(repository: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        repository["repositoryName"],
+        repository.get("registryId"),
+        repository.get("repositoryUri"),
+        repository.get("repositoryArn"),
+        repository.get("imageTagMutability"),
+        int(bool((repository.get("imageScanningConfiguration") or {}).get("scanOnPush"))),
+        micros(repository.get("createdAt")),
+    )
+
+
+def image_row(detail: dict[str, Any]) -> tuple[Any, ...]:
+    findings = detail.get("imageScanFindingsSummary") or {}
+    return (
+        detail["repositoryName"],
+        detail["imageDigest"],
+        detail.get("registryId"),
+        json.dumps(list(detail.get("imageTags") or []), separators=(",", ":")),
+        micros(detail.get("imagePushedAt")),
+        detail.get("imageSizeInBytes"),
+        (detail.get("imageScanStatus") or {}).get("status"),
+        micros(findings.get("imageScanCompletedAt")),
+        detail.get("imageManifestMediaType"),
+        micros(detail.get("lastRecordedPullTime")),
+    )
+
+
+# -- services and deployments ------------------------------------------------------------------------------------
+def service_record(body: dict[str, Any], cluster: str, deployments: list[DeploymentRecord]) -> ServiceRecord:
+    breaker = (body.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
+    current = body.get("deployments") or []
+    return ServiceRecord(
+        cluster=cluster,
+        service=str(body["serviceName"]),
+        arn=str(body["serviceArn"]),
+        status=str(body.get("status", "")),
+        desired_count=int(body.get("desiredCount") or 0),
+        running_count=int(body.get("runningCount") or 0),
+        pending_count=int(body.get("pendingCount") or 0),
+        task_definition=current[0].get("taskDefinition") if current else body.get("taskDefinition"),
+        launch_type=body.get("launchType"),
+        circuit_breaker=bool(breaker.get("enable")),
+        circuit_breaker_rollback=bool(breaker.get("rollback")),
+        deployments=tuple(deployments),
+        created_at=to_datetime(body.get("createdAt")),
+    )
+
+
+def service_row(record: ServiceRecord, history_source: str, rollback_target: str | None) -> tuple[Any, ...]:
+    current = [
+        {
+            "id": d.deployment,
+            "status": d.status,
+            "task_definition": d.task_definition,
+            "rollout_state": d.rollout_state,
+        }
+        for d in record.deployments
+    ]
+    return (
+        record.arn,
+        record.cluster,
+        record.service,
+        record.status,
+        record.desired_count,
+        record.running_count,
+        record.pending_count,
+        record.task_definition,
+        record.launch_type,
+        int(record.circuit_breaker),
+        int(record.circuit_breaker_rollback),
+        json.dumps(current, separators=(",", ":")),
+        rollback_target,
+        micros(record.created_at),
+        history_source,
+    )
+
+
+def deployment_row(record: DeploymentRecord) -> tuple[Any, ...]:
+    return (
+        record.cluster,
+        record.service,
+        record.deployment,
+        record.task_definition,
+        record.status,
+        record.rollout_state,
+        micros(record.created_at),
+        micros(record.finished_at),
+        int(record.rolled_back),
+        record.source,
+    )
+
+
+def deployment_record(row: tuple[Any, ...]) -> DeploymentRecord:
+    cluster, service, deployment, task_definition, status, state, created, finished, rolled_back, source = row
+    return DeploymentRecord(
+        cluster=cluster,
+        service=service,
+        deployment=deployment,
+        task_definition=task_definition,
+        status=status,
+        rollout_state=state,
+        created_at=from_micros(created),
+        finished_at=from_micros(finished),
+        rolled_back=bool(rolled_back),
+        source=source,
+    )
+
+
+def family_and_revision(arn: str | None) -> tuple[str | None, int | None]:
+    """``arn:...:task-definition/web:30`` -> ("web", 30)."""
+    if not arn or ":" not in arn:
+        return None, None
+    name = arn.rsplit("/", 1)[-1]
+    family, _, number = name.rpartition(":")
+    return (family, int(number)) if number.isdigit() else (name, None)
+
+
+__all__ = [
+    "CONTAINER_FIELDS",
+    "DEPLOYMENT_FIELDS",
+    "REVISION_FIELDS",
+    "ImageRef",
+    "decode_body",
+    "deployment_record",
+    "deployment_row",
+    "family_and_revision",
+    "from_micros",
+    "image_row",
+    "micros",
+    "repository_row",
+    "revision_record",
+    "revision_rows",
+    "service_record",
+    "service_row",
+]
