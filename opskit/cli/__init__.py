@@ -6,14 +6,37 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from opskit.errors import OpskitError
 
+# Each command lives in its own module, imported only when that command runs: the library's commands pull in
+# pandas and matplotlib, which `opskit sandbox` or `opskit release --help` should not pay for.
+COMMANDS = {
+    "sandbox": "opskit.cli.sandbox",
+    "demo": "opskit.cli.demo",
+    "release": "opskit.cli.release",
+    "rollback": "opskit.cli.rollback",
+    "revisions": "opskit.cli.revisions",
+    "images": "opskit.cli.images",
+    "services": "opskit.cli.services",
+    "lineage": "opskit.cli.lineage",
+}
+
 
 class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        command: click.Command = importlib.import_module(COMMANDS[name]).command
+        return command
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -26,13 +49,3 @@ class _Group(click.Group):
 @click.version_option(package_name="opskit")
 def main() -> None:
     """Immutable releases for Amazon ECS: commit -> image -> revision -> service."""
-
-
-def _register() -> None:
-    from opskit.cli import demo, release, rollback, sandbox
-
-    for module in (sandbox, demo, release, rollback):
-        main.add_command(module.command)
-
-
-_register()

@@ -8,7 +8,7 @@
 from opskit.release.apply import apply_release
 from opskit.release.plan import DEFAULT_SHA_LENGTH, ReleaseOptions, ReleasePlan, plan_release
 from opskit.release.record import ReleaseRecord
-from opskit.release.rollback import RollbackPlan, apply_rollback, completed_revisions, plan_rollback
+from opskit.release.rollback import RollbackPlan, apply_rollback, plan_rollback, service_history
 
 __all__ = [
     "DEFAULT_SHA_LENGTH",
@@ -18,7 +18,7 @@ __all__ = [
     "RollbackPlan",
     "apply_release",
     "apply_rollback",
-    "completed_revisions",
     "plan_release",
     "plan_rollback",
+    "service_history",
 ]

@@ -2,7 +2,7 @@
 
 "Previous revision" is not "revision number minus one": a revision may have been registered and never deployed,
 or deployed and rolled back. The target comes from the service's deployment history (ListServiceDeployments,
-SUCCESSFUL ones, newest first), or from ``--to``.
+SUCCESSFUL ones) decided by :func:`opskit.library.rollback_target`, or from ``--to``.
 
 >>> plan = plan_rollback(aws, "prod", "web")          # doctest: +SKIP
 >>> plan.target_arn, plan.chosen_by
@@ -14,7 +14,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ import pandas as pd
 
 from opskit.aws import Aws
 from opskit.errors import ConfigError, NotFoundError, OpskitError
+from opskit.library.rollback import from_service_deployment, rollback_target
 from opskit.progress import Progress, ignore
-from opskit.records import ImageRef
+from opskit.records import DeploymentRecord, ImageRef
 from opskit.release.apply import Stages, _now, deploy, follow, journal_for
 from opskit.release.lock import service_lock
 from opskit.release.plan import _aws_error, describe_service
@@ -74,34 +75,32 @@ class RollbackPlan:
         )
 
 
-def completed_revisions(aws: Aws, cluster: str, service: str) -> list[tuple[str, datetime | None]]:
-    """Task-definition ARNs the service ran to completion, newest first, with when each finished."""
+def service_history(aws: Aws, cluster: str, service: str) -> list[DeploymentRecord]:
+    """The service's finished deployments (ListServiceDeployments, SUCCESSFUL) as the library's records."""
     ecs = aws.client("ecs")
-    deployments: list[dict[str, Any]] = []
+    briefs: list[dict[str, Any]] = []
     token: dict[str, str] = {}
     try:
         while True:  # botocore has no paginator for this one
             page = ecs.list_service_deployments(cluster=cluster, service=service, status=["SUCCESSFUL"], **token)
-            deployments.extend(page.get("serviceDeployments", []))
+            briefs.extend(page.get("serviceDeployments", []))
             if not page.get("nextToken"):
                 break
             token = {"nextToken": page["nextToken"]}
+        revision_arns = list(
+            dict.fromkeys(b["targetServiceRevisionArn"] for b in briefs if b.get("targetServiceRevisionArn"))
+        )
+        task_definitions: dict[str, str] = {}
+        for start in range(0, len(revision_arns), 20):
+            answer = ecs.describe_service_revisions(serviceRevisionArns=revision_arns[start : start + 20])
+            task_definitions.update(
+                {r["serviceRevisionArn"]: r["taskDefinition"] for r in answer.get("serviceRevisions", [])}
+            )
     except botocore.exceptions.ClientError as exc:
         raise _aws_error(exc) from exc
-    revision_arns = list(
-        dict.fromkeys(d["targetServiceRevisionArn"] for d in deployments if d.get("targetServiceRevisionArn"))
-    )
-    task_definitions: dict[str, str] = {}
-    for start in range(0, len(revision_arns), 20):
-        answer = ecs.describe_service_revisions(serviceRevisionArns=revision_arns[start : start + 20])
-        task_definitions.update(
-            {r["serviceRevisionArn"]: r["taskDefinition"] for r in answer.get("serviceRevisions", [])}
-        )
-    ordered = sorted(deployments, key=lambda d: d.get("finishedAt") or d["createdAt"], reverse=True)
     return [
-        (task_definitions[d["targetServiceRevisionArn"]], d.get("finishedAt"))
-        for d in ordered
-        if d.get("targetServiceRevisionArn") in task_definitions
+        from_service_deployment(b, task_definitions.get(b.get("targetServiceRevisionArn", "")), cluster, service)
+        for b in briefs
     ]
 
 
@@ -113,13 +112,15 @@ def plan_rollback(aws: Aws, cluster: str, service: str, *, to: str | None = None
         target_arn = _resolve_to(aws, family, to)
         chosen_by = "chosen with --to"
     else:
-        target = next(((arn, at) for arn, at in completed_revisions(aws, cluster, service) if arn != live_arn), None)
-        if target is None:
+        history = service_history(aws, cluster, service)
+        found = rollback_target(history, current=live_arn)
+        if found is None:
             raise NotFoundError(
                 f"{service} has no earlier revision that ran to completion: pass --to REVISION to choose one"
             )
-        target_arn = target[0]
-        when = target[1].astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(target[1], datetime) else "?"
+        target_arn = found
+        finished = max((d.finished_at for d in history if d.task_definition == found and d.finished_at), default=None)
+        when = finished.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if finished else "an unknown time"
         chosen_by = f"last ran to completion at {when}"
     if target_arn == live_arn:
         raise ConfigError(f"{service} already runs {live_arn.rsplit('/', 1)[-1]}: pass --to with another revision")
