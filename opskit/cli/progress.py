@@ -21,6 +21,7 @@ class TerminalProgress:
         self.tty = self.stream.isatty()
         self._bar_shown = False
         self._last_line = ""
+        self._last_key = ""
         self._started = time.monotonic()
 
     def __call__(self, event: ProgressEvent) -> None:
@@ -48,9 +49,14 @@ class TerminalProgress:
         if self.tty:
             self.stream.write("\r" + line[:160].ljust(len(self._last_line)))
             self._bar_shown = True
-        elif line != self._last_line:
-            self.stream.write(line + "\n")
-        self._last_line = line
+            self._last_line = line
+        else:
+            # A log file gets a line per tenth of the work (or per new message), not one per update.
+            step = (10 * (event.done or 0)) // event.total if event.total else None
+            key = f"{event.stage}:{step}" if step is not None else f"{event.stage}:{event.message}"
+            if key != self._last_key:
+                self.stream.write(line + "\n")
+                self._last_key = key
         self.stream.flush()
 
     def _clear_bar(self) -> None:
