@@ -181,6 +181,51 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class RepositoryRecord:
+    """One ECR repository and the settings release policy depends on: tag mutability (and its exclusion
+    filters), scanning, and the lifecycle policy text as ECR stores it (None when there is none).
+
+    ``scan_frequency`` is what BatchGetRepositoryScanningConfiguration says (SCAN_ON_PUSH, CONTINUOUS_SCAN or
+    MANUAL, registry-level rules included), None when it could not be asked.
+    """
+
+    name: str
+    registry_id: str
+    uri: str
+    arn: str | None
+    mutability: str  # MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION
+    exclusion_filters: tuple[str, ...]  # wildcard filters (``*`` matches any run of characters)
+    scan_on_push: bool
+    scan_frequency: str | None
+    lifecycle_policy: str | None
+    created_at: datetime | None = None
+
+    @property
+    def registry(self) -> str:
+        """Where its images are pulled from: the host part of its URI."""
+        return self.uri.partition("/")[0]
+
+    @classmethod
+    def from_api(
+        cls, body: dict[str, Any], *, lifecycle_policy: str | None = None, scan_frequency: str | None = None
+    ) -> RepositoryRecord:
+        return cls(
+            name=body["repositoryName"],
+            registry_id=body.get("registryId", ""),
+            uri=body.get("repositoryUri", ""),
+            arn=body.get("repositoryArn"),
+            mutability=str(body.get("imageTagMutability") or "MUTABLE"),
+            exclusion_filters=tuple(
+                str(f["filter"]) for f in body.get("imageTagMutabilityExclusionFilters") or [] if "filter" in f
+            ),
+            scan_on_push=bool((body.get("imageScanningConfiguration") or {}).get("scanOnPush")),
+            scan_frequency=scan_frequency,
+            lifecycle_policy=lifecycle_policy,
+            created_at=to_datetime(body.get("createdAt")),
+        )
+
+
+@dataclass(frozen=True)
 class DeploymentRecord:
     """One deployment of a service to a task-definition revision, normalised across ECS's two vocabularies.
 
@@ -228,6 +273,39 @@ class ServiceRecord:
     circuit_breaker_rollback: bool
     deployments: tuple[DeploymentRecord, ...]
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """One ECS task as DescribeTasks tells it: the revision it runs and the image digests its containers pulled.
+
+    ``group`` is ``service:NAME`` for a service's tasks (else what RunTask was given); ``desired_status`` RUNNING
+    covers tasks still PENDING.
+    """
+
+    cluster: str
+    arn: str
+    task_definition: str
+    group: str | None
+    last_status: str
+    desired_status: str
+    image_digests: tuple[str, ...] = ()
+
+    @property
+    def service(self) -> str | None:
+        return self.group[len("service:") :] if self.group and self.group.startswith("service:") else None
+
+    @classmethod
+    def from_api(cls, body: dict[str, Any], cluster: str) -> TaskRecord:
+        return cls(
+            cluster=cluster,
+            arn=body["taskArn"],
+            task_definition=body["taskDefinitionArn"],
+            group=body.get("group"),
+            last_status=str(body.get("lastStatus", "")),
+            desired_status=str(body.get("desiredStatus", "")),
+            image_digests=tuple(c["imageDigest"] for c in body.get("containers") or [] if c.get("imageDigest")),
+        )
 
 
 def _text(value: Any) -> str | None:

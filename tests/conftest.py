@@ -15,6 +15,9 @@ import pytest
 
 from opskit.sandbox import Sandbox
 
+# pytester runs pytest inside a test (the plugin's own tests, tests/policy); allowed only in this top-level conftest.
+pytest_plugins = ["pytester"]
+
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 

@@ -14,7 +14,9 @@ def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--region``, ``--profile``, ``--endpoint-url``; unset ones come from the usual AWS environment."""
     for option in reversed(
         (
-            click.option("--region", envvar=None, help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / profile)."),
+            click.option(
+                "--region", envvar=None, help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / profile)."
+            ),
             click.option("--profile", help="AWS profile (default: AWS_PROFILE)."),
             click.option("--endpoint-url", help="AWS endpoint, e.g. the sandbox's (default: AWS_ENDPOINT_URL)."),
         )

@@ -88,10 +88,51 @@ def sync_images(aws: Aws, store: Store, pacer: Pacer, *, workers: int = 8) -> In
             )
         )
 
+    def lifecycle_policy_of(repository: dict[str, Any]) -> str | None:
+        try:
+            answer = pacer.call(
+                None,
+                ecr.get_lifecycle_policy,
+                repositoryName=repository["repositoryName"],
+                registryId=repository["registryId"],
+            )
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "LifecyclePolicyNotFoundException":
+                return None
+            raise
+        return str(answer["lifecyclePolicyText"]) if answer.get("lifecyclePolicyText") else None
+
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="opskit-images") as pool:
         details = [detail for found in pool.map(images_of, repositories) for detail in found]
-    store.replace_images([repository_row(r) for r in repositories], [image_row(d) for d in details])
+        policies = list(pool.map(lifecycle_policy_of, repositories))
+    frequencies = _scan_frequencies(ecr, pacer, [r["repositoryName"] for r in repositories])
+    rows = [
+        repository_row(r, policy, frequencies.get(r["repositoryName"]))
+        for r, policy in zip(repositories, policies, strict=True)
+    ]
+    store.replace_images(rows, [image_row(d) for d in details])
     return InventorySync(repositories=len(repositories), images=len(details))
+
+
+def _scan_frequencies(ecr: Any, pacer: Pacer, names: list[str]) -> dict[str, str]:
+    """Each repository's scan frequency, registry-level scanning rules included (25 repositories a call); empty
+    where the endpoint or the role cannot ask, and then scanOnPush from DescribeRepositories is all there is."""
+    found: dict[str, str] = {}
+    for start in range(0, len(names), 25):
+        try:
+            answer = pacer.call(
+                None, ecr.batch_get_repository_scanning_configuration, repositoryNames=names[start : start + 25]
+            )
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code not in _UNAVAILABLE:
+                raise
+            log.info("scanning configurations unavailable (%s): using scanOnPush", code)
+            return {}
+        for configuration in answer.get("scanningConfigurations") or []:
+            if configuration.get("scanFrequency"):
+                found[configuration["repositoryName"]] = configuration["scanFrequency"]
+    return found
 
 
 # -- ECS services --------------------------------------------------------------------------------------------------

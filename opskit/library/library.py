@@ -22,9 +22,11 @@ from opskit.library.inventory import InventorySync, sync_images, sync_services
 from opskit.library.masking import mask
 from opskit.library.pacing import Pacer, Rate
 from opskit.library.rows import (
+    REPOSITORY_FIELDS,
     decode_body,
     deployment_record,
     from_micros,
+    repository_record,
     revision_rows,
 )
 from opskit.library.store import CacheIdentity, Store, default_cache_dir
@@ -33,6 +35,7 @@ from opskit.records import (
     ContainerRecord,
     DeploymentRecord,
     ImageRecord,
+    RepositoryRecord,
     RevisionRecord,
     ServiceRecord,
 )
@@ -359,6 +362,13 @@ class RevisionLibrary:
             ImageRecord(repo, registry, digest, tuple(json.loads(tags or "[]")), from_micros(pushed), size, scan, media)
             for repo, registry, digest, tags, pushed, size, scan, media in rows
         ]
+
+    def repository_records(self) -> list[RepositoryRecord]:
+        """Each ECR repository with its tag mutability, exclusion filters, scanning and lifecycle policy."""
+        rows = self._guarded(
+            lambda: self.store.query(f"SELECT {', '.join(REPOSITORY_FIELDS)} FROM repositories ORDER BY name")
+        )
+        return [repository_record(row) for row in rows]
 
     def rollback_targets(self) -> dict[str, str | None]:
         """Each service's rollback target (task-definition ARN, or None), by service ARN, as of the last sync."""

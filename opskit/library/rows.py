@@ -16,6 +16,7 @@ from opskit.records import (
     ContainerRecord,
     DeploymentRecord,
     ImageRef,
+    RepositoryRecord,
     RevisionRecord,
     ServiceRecord,
     commit_of,
@@ -157,7 +158,25 @@ def _json_default(value: Any) -> Any:
 
 
 # -- ECR ---------------------------------------------------------------------------------------------------------
-def repository_row(repository: dict[str, Any]) -> tuple[Any, ...]:
+REPOSITORY_FIELDS = (
+    "name",
+    "registry_id",
+    "uri",
+    "arn",
+    "mutability",
+    "scan_on_push",
+    "created_at",
+    "exclusion_filters",
+    "scan_frequency",
+    "lifecycle_policy",
+)
+
+
+def repository_row(
+    repository: dict[str, Any], lifecycle_policy: str | None = None, scan_frequency: str | None = None
+) -> tuple[Any, ...]:
+    """A DescribeRepositories entry, with its lifecycle policy text and its scan frequency when they were asked."""
+    filters = [f["filter"] for f in repository.get("imageTagMutabilityExclusionFilters") or [] if "filter" in f]
     return (
         repository["repositoryName"],
         repository.get("registryId"),
@@ -166,6 +185,25 @@ def repository_row(repository: dict[str, Any]) -> tuple[Any, ...]:
         repository.get("imageTagMutability"),
         int(bool((repository.get("imageScanningConfiguration") or {}).get("scanOnPush"))),
         micros(repository.get("createdAt")),
+        json.dumps(filters, separators=(",", ":")),
+        scan_frequency,
+        lifecycle_policy,
+    )
+
+
+def repository_record(row: tuple[Any, ...]) -> RepositoryRecord:
+    name, registry_id, uri, arn, mutability, scan_on_push, created, filters, frequency, policy = row
+    return RepositoryRecord(
+        name=name,
+        registry_id=registry_id or "",
+        uri=uri or "",
+        arn=arn,
+        mutability=mutability or "MUTABLE",
+        exclusion_filters=tuple(json.loads(filters or "[]")),
+        scan_on_push=bool(scan_on_push),
+        scan_frequency=frequency,
+        lifecycle_policy=policy,
+        created_at=from_micros(created),
     )
 
 
@@ -278,6 +316,7 @@ def family_and_revision(arn: str | None) -> tuple[str | None, int | None]:
 __all__ = [
     "CONTAINER_FIELDS",
     "DEPLOYMENT_FIELDS",
+    "REPOSITORY_FIELDS",
     "REVISION_FIELDS",
     "ImageRef",
     "decode_body",
@@ -287,6 +326,7 @@ __all__ = [
     "from_micros",
     "image_row",
     "micros",
+    "repository_record",
     "repository_row",
     "revision_record",
     "revision_rows",

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opskit.library.rows import CONTAINER_FIELDS, DEPLOYMENT_FIELDS, REVISION_FIELDS
+from opskit.library.rows import CONTAINER_FIELDS, DEPLOYMENT_FIELDS, REPOSITORY_FIELDS, REVISION_FIELDS
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: repositories keep exclusion filters, scan frequency, lifecycle policy
 STATUS_ORDER = {"ACTIVE": 0, "INACTIVE": 1, "DELETE_IN_PROGRESS": 2}
 
 SCHEMA = (
@@ -48,7 +48,7 @@ SCHEMA = (
     " environment_names TEXT, secret_names TEXT, PRIMARY KEY (family, revision, position)) WITHOUT ROWID",
     "CREATE INDEX containers_by_arn ON containers (arn)",
     "CREATE TABLE repositories (name TEXT PRIMARY KEY, registry_id TEXT, uri TEXT, arn TEXT, mutability TEXT,"
-    " scan_on_push INTEGER, created_at INTEGER)",
+    " scan_on_push INTEGER, created_at INTEGER, exclusion_filters TEXT, scan_frequency TEXT, lifecycle_policy TEXT)",
     "CREATE TABLE images (repository TEXT NOT NULL, digest TEXT NOT NULL, registry_id TEXT, tags TEXT,"
     " pushed_at INTEGER, size_bytes INTEGER, scan_status TEXT, scan_completed_at INTEGER, media_type TEXT,"
     " last_pulled_at INTEGER, PRIMARY KEY (repository, digest))",
@@ -260,7 +260,9 @@ class Store:
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM repositories")
             self._conn.execute("DELETE FROM images")
-            self._conn.executemany("INSERT OR REPLACE INTO repositories VALUES (?, ?, ?, ?, ?, ?, ?)", repositories)
+            self._conn.executemany(
+                f"INSERT OR REPLACE INTO repositories VALUES ({', '.join('?' * len(REPOSITORY_FIELDS))})", repositories
+            )
             self._conn.executemany("INSERT OR REPLACE INTO images VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", images)
 
     def put_service_revisions(self, pairs: Iterable[tuple[str, str]]) -> None:
