@@ -30,6 +30,8 @@ T = TypeVar("T")
 TASK_DEFINITION_READ = "task-definition-read"
 SERVICE_READ = "service-read"
 SERVICE_DEPLOYMENT_READ = "service-deployment-read"
+TASK_DEFINITION_MODIFY = "task-definition-modify"  # RegisterTaskDefinition, DeregisterTaskDefinition
+TASK_DEFINITION_DELETE = "task-definition-deletion"  # DeleteTaskDefinitions
 
 THROTTLE_CODES = frozenset(
     {
@@ -61,6 +63,8 @@ AWS_RATES: dict[str, Rate] = {
     TASK_DEFINITION_READ: Rate(50, 20),
     SERVICE_READ: Rate(100, 20),
     SERVICE_DEPLOYMENT_READ: Rate(50, 20),
+    TASK_DEFINITION_MODIFY: Rate(20, 1),
+    TASK_DEFINITION_DELETE: Rate(5, 1),
 }
 
 
@@ -101,6 +105,13 @@ class TokenBucket:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    def ready_in(self, count: int = 1) -> float:
+        """Seconds until ``count`` more calls could go without waiting (nothing is taken): for choosing which
+        bucket to use next, and for estimates of the time left."""
+        with self._lock:
+            tokens = min(self.rate.burst, self._tokens + (self._clock() - self._stamp) * self._refill)
+        return max(0.0, (count - tokens) / self._refill)
 
     def hold(self, seconds: float) -> None:
         """Nobody gets a token for ``seconds``: AWS's bucket is empty (we were throttled), let it refill."""
@@ -179,6 +190,8 @@ __all__ = [
     "AWS_RATES",
     "SERVICE_DEPLOYMENT_READ",
     "SERVICE_READ",
+    "TASK_DEFINITION_DELETE",
+    "TASK_DEFINITION_MODIFY",
     "TASK_DEFINITION_READ",
     "THROTTLE_CODES",
     "Pacer",
