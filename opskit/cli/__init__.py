@@ -24,6 +24,9 @@ COMMANDS = {
     "images": "opskit.cli.images",
     "services": "opskit.cli.services",
     "lineage": "opskit.cli.lineage",
+    "runbooks": "opskit.cli.runbooks",
+    "cleanup": "opskit.cli.cleanup",
+    "check": "opskit.cli.check",
 }
 
 
