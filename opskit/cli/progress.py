@@ -6,7 +6,10 @@ import sys
 import time
 from typing import TextIO
 
+import click
+
 from opskit.progress import ProgressEvent
+from opskit.release.record import ReleaseRecord
 
 MARKS = {"started": "..", "done": "ok", "skipped": "--", "failed": "!!"}
 BAR_WIDTH = 24
@@ -63,3 +66,14 @@ class TerminalProgress:
         if self._bar_shown:
             self.stream.write("\r" + " " * len(self._last_line) + "\r")
             self._bar_shown = False
+
+
+def report_record(record: ReleaseRecord, output_format: str) -> None:
+    """Print a release or rollback record (stdout) and exit 1 with its reason (stderr) when it failed."""
+    if output_format == "json":
+        click.echo(record.to_json())
+    else:
+        click.echo(record.to_frame().drop(columns=["started_at"]).T.to_string(header=False))
+    if not record.ok:
+        click.echo(f"opskit: {record.kind} failed: {record.outcome}: {record.reason}", err=True)
+        sys.exit(1)

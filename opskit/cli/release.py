@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from opskit.cli.options import aws_options, format_option, make_aws
-from opskit.cli.progress import TerminalProgress
+from opskit.cli.progress import TerminalProgress, report_record
 from opskit.errors import ConfigError
 
 
@@ -115,10 +114,4 @@ def command(
             click.echo("\n" + ("\n".join(plan.diff) or "(the new revision is the live one)"))
         return
     record = apply_release(plan, aws, progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
-    if output_format == "json":
-        click.echo(record.to_json())
-    else:
-        click.echo(record.to_frame().drop(columns=["started_at"]).T.to_string(header=False))
-    if not record.ok:
-        click.echo(f"opskit: release failed: {record.outcome}: {record.reason}", err=True)
-        sys.exit(1)
+    report_record(record, output_format)

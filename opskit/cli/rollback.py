@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from opskit.cli.options import aws_options, format_option, make_aws
-from opskit.cli.progress import TerminalProgress
+from opskit.cli.progress import TerminalProgress, report_record
 
 
 @click.command("rollback")
@@ -54,10 +53,4 @@ def command(
             click.echo(plan.to_frame().to_string(index=False))
         return
     record = apply_rollback(plan, aws, progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
-    if output_format == "json":
-        click.echo(record.to_json())
-    else:
-        click.echo(record.to_frame().drop(columns=["started_at"]).T.to_string(header=False))
-    if not record.ok:
-        click.echo(f"opskit: rollback failed: {record.outcome}: {record.reason}", err=True)
-        sys.exit(1)
+    report_record(record, output_format)

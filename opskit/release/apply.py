@@ -101,33 +101,47 @@ def apply_release(
     journal = journal_for("release", options.cluster, options.service, plan.tag, journal_dir)
     journal.write("started", plan=plan.summary())
     stages = Stages(progress, record)
+    with refusals(record, journal), service_lock(aws, plan.service_arn, force=options.force):
+        _ensure_repository(plan, aws, stages)
+        _build_and_push(plan, aws, stages, record, journal, docker)
+        _register(plan, aws, stages, record, journal)
+        assert record.revision_arn is not None
+        since = deploy(
+            aws,
+            options.cluster,
+            options.service,
+            expected_live=plan.live_arn,
+            revision_arn=record.revision_arn,
+            force=options.force,
+            stages=stages,
+            record=record,
+            journal=journal,
+        )
+        result = follow(aws, options.cluster, options.service, stages, record, since, timeout, poll_interval)
+    return settle(record, journal, result)
+
+
+@contextmanager
+def refusals(record: ReleaseRecord, journal: Journal) -> Iterator[None]:
+    """A release or rollback stopped before its rollout settled: record and journal why, raise one line."""
     try:
-        with service_lock(aws, plan.service_arn, force=options.force):
-            _ensure_repository(plan, aws, stages)
-            _build_and_push(plan, aws, stages, record, journal, docker)
-            _register(plan, aws, stages, record, journal)
-            assert record.revision_arn is not None
-            since = deploy(
-                aws,
-                options.cluster,
-                options.service,
-                expected_live=plan.live_arn,
-                revision_arn=record.revision_arn,
-                force=options.force,
-                stages=stages,
-                record=record,
-                journal=journal,
-            )
-            result = follow(aws, options.cluster, options.service, stages, record, since, timeout, poll_interval)
+        yield
     except OpskitError as exc:
-        record.outcome, record.reason, record.finished_at = "REFUSED", str(exc), _now()
-        journal.write("refused", reason=str(exc))
+        _refuse(record, journal, exc)
         raise
     except botocore.exceptions.ClientError as exc:
         error = _aws_error(exc)
-        record.outcome, record.reason, record.finished_at = "REFUSED", str(error), _now()
-        journal.write("refused", reason=str(error))
+        _refuse(record, journal, error)
         raise error from exc
+
+
+def _refuse(record: ReleaseRecord, journal: Journal, error: OpskitError) -> None:
+    record.outcome, record.reason, record.finished_at = "REFUSED", str(error), _now()
+    journal.write("refused", reason=str(error))
+
+
+def settle(record: ReleaseRecord, journal: Journal, result: WaitResult) -> ReleaseRecord:
+    """The rollout's outcome, in the record and the journal."""
     record.outcome, record.reason, record.finished_at = result.outcome, result.reason, _now()
     journal.write("finished", outcome=result.outcome, reason=result.reason)
     return record

@@ -22,11 +22,11 @@ import botocore.exceptions
 import pandas as pd
 
 from opskit.aws import Aws
-from opskit.errors import ConfigError, NotFoundError, OpskitError
+from opskit.errors import ConfigError, NotFoundError
 from opskit.library.rollback import from_service_deployment, rollback_target
 from opskit.progress import Progress, ignore
 from opskit.records import DeploymentRecord, ImageRef
-from opskit.release.apply import Stages, _now, deploy, follow, journal_for
+from opskit.release.apply import Stages, _now, deploy, follow, journal_for, refusals, settle
 from opskit.release.lock import service_lock
 from opskit.release.plan import _aws_error, describe_service
 from opskit.release.record import ReleaseRecord
@@ -174,27 +174,20 @@ def apply_rollback(
     journal = journal_for("rollback", plan.cluster, plan.service, plan.target_arn.rsplit("/", 1)[-1], journal_dir)
     journal.write("started", plan=plan.to_dict())
     stages = Stages(progress, record)
-    try:
-        with service_lock(aws, plan.service_arn, force=plan.force):
-            since = deploy(
-                aws,
-                plan.cluster,
-                plan.service,
-                expected_live=plan.live_arn,
-                revision_arn=plan.target_arn,
-                force=plan.force,
-                stages=stages,
-                record=record,
-                journal=journal,
-            )
-            result = follow(aws, plan.cluster, plan.service, stages, record, since, timeout, poll_interval)
-    except OpskitError as exc:
-        record.outcome, record.reason, record.finished_at = "REFUSED", str(exc), _now()
-        journal.write("refused", reason=str(exc))
-        raise
-    record.outcome, record.reason, record.finished_at = result.outcome, result.reason, _now()
-    journal.write("finished", outcome=result.outcome, reason=result.reason)
-    return record
+    with refusals(record, journal), service_lock(aws, plan.service_arn, force=plan.force):
+        since = deploy(
+            aws,
+            plan.cluster,
+            plan.service,
+            expected_live=plan.live_arn,
+            revision_arn=plan.target_arn,
+            force=plan.force,
+            stages=stages,
+            record=record,
+            journal=journal,
+        )
+        result = follow(aws, plan.cluster, plan.service, stages, record, since, timeout, poll_interval)
+    return settle(record, journal, result)
 
 
 def _resolve_to(aws: Aws, family: str, to: str) -> str:
