@@ -137,6 +137,7 @@ def command(port: int, time_scale: float, folder: Path | None, lab: bool, open_b
     # Checked what can be wrong first: the sandbox (and the widgets) take seconds to import and start.
     from opskit.sandbox import Sandbox
     from opskit.widgets.session import SANDBOX_ENDPOINT_ENV
+
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
