@@ -51,13 +51,18 @@ def test_botocore_retries_recover_from_throttling() -> None:
 
 
 def test_categories_share_a_bucket_and_refill_with_the_time_scale() -> None:
-    with Sandbox(seed=None, registry=False, docker=False, time_scale=10) as sandbox:
+    with Sandbox(seed=None, registry=False, docker=False, time_scale=1) as sandbox:
         ecs = sandbox.client("ecs", config=NO_RETRIES)
-        for _ in range(20):  # modify bucket: burst 20, 1/s
-            register(ecs)
+        registered = 0
         with pytest.raises(botocore.exceptions.ClientError, match="Rate exceeded"):
-            ecs.deregister_task_definition(taskDefinition="web:1")  # same category as register
-        time.sleep(0.25)  # 2.5 sandbox seconds: two tokens back at 10x
+            while registered < 100:  # the modify bucket: burst 20, then 1 per second
+                register(ecs)
+                registered += 1
+        assert 20 <= registered <= 22
+        with pytest.raises(botocore.exceptions.ClientError, match="Rate exceeded"):
+            ecs.deregister_task_definition(taskDefinition="web:1")  # the same category as register
+        sandbox.clock.time_scale = 50
+        time.sleep(0.1)  # 5 sandbox seconds at 50x: tokens are back
         ecs.deregister_task_definition(taskDefinition="web:1")
 
 
