@@ -6,7 +6,9 @@ a revision deployed after the plan is in use now, or was, and is a rollback targ
 - when a run starts (or resumes), each service's deployment history is read again and its rollback targets
   (``rollback_depth`` of them) are protected, covering whatever happened while no cleanup was watching;
 - right before each action, what is in use is read again (services' deployments, wanted tasks); a revision of the
-  plan seen in use stays protected for the rest of the run, and the journal remembers it for a resumed run.
+  plan seen in use stays protected for the rest of the run, and the journal remembers it for a resumed run;
+- a family whose service is being released (its release lock is held) is left alone while the lock is held: the
+  release may be registering or deploying a revision there, or reusing one the plan would retire.
 
 >>> guard = Guard(aws, pacer, run, plan)                                      # doctest: +SKIP
 >>> guard.start()  # doctest: +SKIP
@@ -68,6 +70,8 @@ class Guard:
                 out[key] = f"{why} since the plan"
             elif key in self.sticky:
                 out[key] = self.sticky[key]
+            elif key.split(":")[0] in snapshot.releasing:
+                out[key] = snapshot.releasing[key.split(":")[0]]  # for now: the next run decides again
         return out
 
     def _remember(self, found: dict[str, Any]) -> None:

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.exceptions
 
 from opskit.aws import Aws
-from opskit.cleanup.revisions import InUse, in_use
+from opskit.cleanup.revisions import InUse, in_use, revision_key
 from opskit.library.pacing import SERVICE_READ, Pacer
 from opskit.library.rollback import from_service
 from opskit.library.rows import service_record
 from opskit.records import ServiceRecord, TaskRecord
+from opskit.release.lock import release_holder
 
 DESCRIBE_SERVICES_BATCH = 10
 DESCRIBE_TASKS_BATCH = 100
@@ -36,6 +37,7 @@ class Snapshot:
     services: tuple[ServiceRecord, ...]
     tasks: tuple[TaskRecord, ...]
     in_use: InUse
+    releasing: dict[str, str] = field(default_factory=dict)  # family -> "<service> is being released by <holder>"
 
     @property
     def digests(self) -> set[str]:
@@ -68,18 +70,21 @@ class LiveState:
             self.reads += 1
             services: list[ServiceRecord] = []
             tasks: list[TaskRecord] = []
+            releasing: dict[str, str] = {}
             for cluster_arn in self._pages(None, self.ecs.list_clusters, "clusterArns"):
                 cluster = cluster_arn.rsplit("/", 1)[-1]
-                services.extend(self._services(cluster_arn, cluster))
+                services.extend(self._services(cluster_arn, cluster, releasing))
                 tasks.extend(self._running_tasks(cluster_arn, cluster))
             listed = {t.arn for t in tasks}
             self._tasks = {arn: task for arn, task in self._tasks.items() if arn in listed}  # stopped ones go
-            return Snapshot(tuple(services), tuple(tasks), in_use(services, (), tasks))
+            return Snapshot(tuple(services), tuple(tasks), in_use(services, (), tasks), releasing)
 
     def tasks(self) -> list[TaskRecord]:
         return list(self.read().tasks)
 
-    def _services(self, cluster_arn: str, cluster: str) -> list[ServiceRecord]:
+    def _services(self, cluster_arn: str, cluster: str, releasing: dict[str, str]) -> list[ServiceRecord]:
+        """The cluster's services; a service under a release lock puts its family in ``releasing``: a release may
+        be registering a revision there or about to deploy one, so the cleanup leaves the family alone."""
         arns = list(self._pages(SERVICE_READ, self.ecs.list_services, "serviceArns", cluster=cluster_arn))
         out = []
         for start in range(0, len(arns), DESCRIBE_SERVICES_BATCH):
@@ -88,9 +93,16 @@ class LiveState:
                 self.ecs.describe_services,
                 cluster=cluster_arn,
                 services=arns[start : start + DESCRIBE_SERVICES_BATCH],
+                include=["TAGS"],
             )
             for body in answer.get("services") or []:
-                out.append(service_record(body, cluster, from_service(body, cluster)))
+                record = service_record(body, cluster, from_service(body, cluster))
+                out.append(record)
+                holder = release_holder(body.get("tags") or [])
+                if holder:
+                    used = (record.task_definition, *(d.task_definition for d in record.deployments))
+                    for family in {revision_key(arn).split(":")[0] for arn in used if arn}:
+                        releasing[family] = f"{cluster}/{record.service} is being released by {holder}"
         return out
 
     def _running_tasks(self, cluster_arn: str, cluster: str) -> list[TaskRecord]:

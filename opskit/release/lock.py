@@ -1,20 +1,27 @@
-"""A release lock on the service, so two people releasing at once do not trample each other.
+"""A release lock on the service, so two people releasing (or rolling back) at once do not trample each other.
 
-The lock is a tag on the ECS service (``opskit:release-lock``) that names its holder and when it was taken.
-Taking it re-reads the tags after writing, so of two releases racing, the one whose write landed last proceeds
-and the other refuses with the holder's name. A lock older than ``stale_after`` seconds is taken over: a crashed
-release must not block the next one forever.
+ECS tags have no compare-and-set, so each contender writes a tag of its own, ``opskit:release-lock/<token>``, whose
+value names it and when it started, then reads the tags back and proceeds only if its tag is the only live one.
+Two contenders can then never both proceed: whoever proceeds read the tags after its own write and before the
+other's, and the other reads them after its write and sees it. When both see each other, both step back and try
+again after a random pause, so one of them proceeds and the other refuses with the holder's name.
+
+A holder is dead, and its tag is removed by the next release, when it is older than ``stale_after`` seconds or is a
+process of this host that no longer runs (a release killed mid-way must not block the next one). ``force`` takes
+the lock from any holder.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
+import random
 import socket
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import botocore.exceptions
 
@@ -23,6 +30,7 @@ from opskit.errors import ConflictError
 
 LOCK_TAG = "opskit:release-lock"
 STALE_AFTER = 2 * 3600
+ATTEMPTS = 6
 
 
 def holder_name() -> str:
@@ -33,9 +41,20 @@ def holder_name() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
-def _tags(ecs: object, arn: str) -> dict[str, str]:
-    answer = ecs.list_tags_for_resource(resourceArn=arn)  # type: ignore[attr-defined]
-    return {t["key"]: t["value"] for t in answer.get("tags", [])}
+def is_lock_tag(key: str) -> bool:
+    return key == LOCK_TAG or key.startswith(LOCK_TAG + "/")
+
+
+def lock_holders(ecs: Any, service_arn: str) -> dict[str, str]:
+    """The service's lock tags (key -> "<user>@<host> pid <pid> since <epoch>"), live or dead."""
+    answer = ecs.list_tags_for_resource(resourceArn=service_arn)
+    return {t["key"]: t["value"] for t in answer.get("tags", []) if is_lock_tag(t["key"])}
+
+
+def release_holder(tags: list[dict[str, str]], stale_after: float = STALE_AFTER) -> str | None:
+    """Who is releasing a service now, from its tags (as DescribeServices includes them), or None."""
+    live = [t["value"] for t in tags if is_lock_tag(t.get("key", "")) and not _dead(t.get("value", ""), stale_after)]
+    return min(live, key=_since) if live else None
 
 
 @contextmanager
@@ -44,35 +63,78 @@ def service_lock(
 ) -> Iterator[None]:
     """Hold the release lock of ``service_arn`` inside the block; ``force`` takes it from another holder."""
     ecs = aws.client("ecs")
-    token = uuid.uuid4().hex[:8]
-    mine = f"{holder_name()} since {int(time.time())} [{token}]"
-    held = _tags(ecs, service_arn).get(LOCK_TAG)
-    if held and not force and not _stale(held, stale_after):
-        raise ConflictError(
-            f"{service_arn.rsplit('/', 1)[-1]} is being released by {held.rsplit(' [', 1)[0]}: "
-            "wait for that release, or pass --force if it is dead"
-        )
+    key = f"{LOCK_TAG}/{uuid.uuid4().hex[:12]}"
+    mine = f"{holder_name()} since {int(time.time())}"
     try:
-        ecs.tag_resource(resourceArn=service_arn, tags=[{"key": LOCK_TAG, "value": mine}])
-    except botocore.exceptions.ClientError:
+        _acquire(ecs, service_arn, key, mine, force, stale_after)
+    except _Untaggable:
         yield  # services in the old ARN format cannot be tagged: release without the lock
         return
-    now_held = _tags(ecs, service_arn).get(LOCK_TAG)
-    if now_held != mine:
-        raise ConflictError(
-            f"{service_arn.rsplit('/', 1)[-1]} is being released by {str(now_held).rsplit(' [', 1)[0]}: "
-            "wait for that release, or pass --force if it is dead"
-        )
     try:
         yield
     finally:
-        if _tags(ecs, service_arn).get(LOCK_TAG) == mine:
-            ecs.untag_resource(resourceArn=service_arn, tagKeys=[LOCK_TAG])
+        ecs.untag_resource(resourceArn=service_arn, tagKeys=[key])
 
 
-def _stale(value: str, stale_after: float) -> bool:
+class _Untaggable(Exception):
+    pass
+
+
+def _acquire(ecs: Any, arn: str, key: str, mine: str, force: bool, stale_after: float) -> None:
+    others: dict[str, str] = {}
+    for attempt in range(ATTEMPTS):
+        holders = lock_holders(ecs, arn)
+        live = {k: v for k, v in holders.items() if not _dead(v, stale_after)}
+        if live and not force:
+            raise ConflictError(_busy(arn, live))
+        try:
+            ecs.tag_resource(resourceArn=arn, tags=[{"key": key, "value": mine}])
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidParameterException":
+                raise _Untaggable from exc
+            raise
+        gone = [k for k, v in holders.items() if force or _dead(v, stale_after)]
+        if gone:
+            ecs.untag_resource(resourceArn=arn, tagKeys=gone)
+        others = {
+            k: v for k, v in lock_holders(ecs, arn).items() if k != key and k not in gone and not _dead(v, stale_after)
+        }
+        if not others:
+            return
+        # Someone wrote at the same time: both step back, and whoever comes back first finds the other gone.
+        ecs.untag_resource(resourceArn=arn, tagKeys=[key])
+        time.sleep(random.uniform(0.05, 0.4) * (attempt + 1))
+        force = False
+    raise ConflictError(_busy(arn, others))
+
+
+def _busy(arn: str, holders: dict[str, str]) -> str:
+    first = min(holders.values(), key=_since)
+    return (
+        f"{arn.rsplit('/', 1)[-1]} is being released by {first}: wait for that release, or pass --force if it is dead"
+    )
+
+
+def _since(value: str) -> int:
     try:
-        since = int(value.split(" since ", 1)[1].split()[0])
+        return int(value.split(" since ", 1)[1].split()[0])
     except (IndexError, ValueError):
+        return 0
+
+
+def _dead(value: str, stale_after: float) -> bool:
+    """Older than ``stale_after``, or a process of this host that is gone (its pid no longer runs)."""
+    since = _since(value)
+    if not since or time.time() - since > stale_after:
         return True
-    return time.time() - since > stale_after
+    who = value.split(" since ", 1)[0]
+    host, _, pid = who.partition(" pid ")
+    if host.rsplit("@", 1)[-1] != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

@@ -61,6 +61,11 @@ def push_image(sandbox: Sandbox, docker_client: Any, context: Path, uri: str, ta
 
 @pytest.fixture
 def world(sandbox: Sandbox, docker_client: Any, tmp_path: Path) -> World:
+    return build_release_world(sandbox, docker_client, tmp_path)
+
+
+def build_release_world(sandbox: Sandbox, docker_client: Any, tmp_path: Path) -> World:
+    """Cluster prod, service web on web:1 (a pushed bootstrap image), and a git checkout under ``tmp_path``."""
     app = make_context(tmp_path / "app", marker="v1")
     git(app, "init", "-q")
     git(app, "add", "-A")
