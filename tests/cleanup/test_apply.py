@@ -4,7 +4,6 @@ re-checked right before each action, DELETE_IN_PROGRESS reported, images consist
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -71,22 +70,19 @@ def test_by_default_a_run_deregisters_and_the_next_one_deletes(quiet: Sandbox) -
     assert world.state() == dict.fromkeys(WEB_KEPT | API_KEPT, "ACTIVE")
 
 
-def test_paced_to_the_buckets_a_cleanup_is_never_throttled_and_takes_what_the_rates_allow() -> None:
-    # At 20x an action has 50 ms, room for its re-check (five reads of the sandbox) and its call.
+def test_paced_to_the_buckets_a_cleanup_is_never_throttled() -> None:
+    # At 20x an action has 50 ms, room for its re-check (five reads of the sandbox) and its call. Never throttled
+    # means never faster than ECS allows; how close to the rates it runs is benchmarks/cleanup_rate.py's figure.
     with Sandbox(seed=None, time_scale=20, docker=False, registry=False) as sandbox:
         world = build_world(sandbox, revisions=30)  # 52 to deregister and delete: 20 at once, then 1/s (scaled)
         plan = world.plan()
-        deregisters = len(plan.to_deregister)
         sandbox.throttle.refill()
         sandbox.reset_calls()
-        started = time.monotonic()
         result = apply_cleanup(plan, sandbox.aws(), rate_scale=20)
-        elapsed = time.monotonic() - started
-        bound = (deregisters - 20) / 20  # the modify bucket decides; deletes fit in between
         assert sandbox.throttled == {}
         assert result.ok and result.throttled == {}
-        # Never faster than ECS allows; the precise figure is the benchmark's (a loaded machine slows this one).
-        assert bound * 0.98 <= elapsed <= bound * 1.5 + 1.5, (elapsed, bound)
+        assert sandbox.calls["DeregisterTaskDefinition"] == len(plan.to_deregister)
+        assert world.state() == expected_after(world, plan)
 
 
 def test_going_faster_than_ecs_allows_is_throttled_yet_nothing_fails() -> None:

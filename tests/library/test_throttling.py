@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,16 +30,11 @@ def real_rates() -> Iterator[Sandbox]:
 
 def test_a_sync_at_aws_rates_is_paced_under_the_bucket_and_never_refused(real_rates: Sandbox, cache_dir: Path) -> None:
     library = library_of(real_rates, cache_dir)
-    started = time.monotonic()
     report = library.sync(include=["revisions"])
-    elapsed = time.monotonic() - started
-    calls = real_rates.calls
-    made = calls["ListTaskDefinitions"] + calls["DescribeTaskDefinition"]
-    assert calls["DescribeTaskDefinition"] == REVISIONS
+    # Never refused means never faster than the bucket; how close to it: benchmarks/library_sync.py.
+    assert real_rates.calls["DescribeTaskDefinition"] == REVISIONS
     assert real_rates.throttled == {}
     assert report.throttled == {}
-    bound = (made - 50) / 20  # beyond the burst, one call per 1/20 s
-    assert bound * 0.95 <= elapsed <= bound * 1.25 + 0.5
 
 
 def test_a_sync_faster_than_aws_allows_is_throttled_yet_completes(real_rates: Sandbox, cache_dir: Path) -> None:

@@ -23,13 +23,11 @@ REGISTRY_BINARY = shutil.which("docker-registry")
 STAND_IN_IMAGE = f"opskit-test/registry-stand-in:{os.getpid()}"  # one per process: xdist workers share the engine
 
 
-def test_the_binary_starts_fast_answers_and_stops_by_its_pid(tmp_path: Path) -> None:
+def test_the_binary_starts_answers_and_stops_by_its_pid(tmp_path: Path) -> None:
     assert REGISTRY_BINARY, "the registry binary (Debian's docker-registry) is needed: apt-get install docker-registry"
-    started = time.monotonic()
-    registry = Registry.start(tmp_path / "registry", docker=None)
+    registry = Registry.start(tmp_path / "registry", docker=None)  # how fast: benchmarks/sandbox_speed.py
     assert registry is not None
     try:
-        assert time.monotonic() - started < 2
         assert registry.url == f"http://127.0.0.1:{registry.port}"
         answer = requests.get(f"{registry.url}/v2/", timeout=5)
         assert answer.status_code == 200 and answer.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
@@ -114,11 +112,9 @@ def stand_in_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory)
 def test_without_the_binary_the_registry_image_runs_in_the_engine(
     tmp_path: Path, docker_client: Any, stand_in_image: str
 ) -> None:
-    started = time.monotonic()
     registry = Registry.start(tmp_path / "registry", docker=docker_client, binary=None, image=stand_in_image)
     assert registry is not None
     try:
-        assert time.monotonic() - started < 5
         assert registry.pid is None and registry.running
         assert requests.get(f"{registry.url}/v2/", timeout=5).status_code == 200
         running = docker_client.containers.list(filters={"label": "opskit.sandbox=registry"})
