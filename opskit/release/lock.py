@@ -6,13 +6,14 @@ Two contenders can then never both proceed: whoever proceeds read the tags after
 other's, and the other reads them after its write and sees it. When both see each other, both step back and try
 again after a random pause, so one of them proceeds and the other refuses with the holder's name.
 
-A holder is dead, and its tag is removed by the next release, when it is older than ``stale_after`` seconds or is a
-process of this host that no longer runs (a release killed mid-way must not block the next one). ``force`` takes
-the lock from any holder.
+A holder is dead, and its tag is removed by the next release, when it is older than ``stale_after`` seconds, is a
+process of this host that no longer runs (a release killed mid-way must not block the next one), or is this very
+process but no longer holds it (its release could not remove the tag). ``force`` takes the lock from any holder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import random
@@ -31,6 +32,7 @@ from opskit.errors import ConflictError
 LOCK_TAG = "opskit:release-lock"
 STALE_AFTER = 2 * 3600
 ATTEMPTS = 6
+_held: set[str] = set()  # the lock tags this process holds now (threads included)
 
 
 def holder_name() -> str:
@@ -53,7 +55,11 @@ def lock_holders(ecs: Any, service_arn: str) -> dict[str, str]:
 
 def release_holder(tags: list[dict[str, str]], stale_after: float = STALE_AFTER) -> str | None:
     """Who is releasing a service now, from its tags (as DescribeServices includes them), or None."""
-    live = [t["value"] for t in tags if is_lock_tag(t.get("key", "")) and not _dead(t.get("value", ""), stale_after)]
+    live = [
+        t["value"]
+        for t in tags
+        if is_lock_tag(t.get("key", "")) and not _dead(t["key"], t.get("value", ""), stale_after)
+    ]
     return min(live, key=_since) if live else None
 
 
@@ -65,15 +71,24 @@ def service_lock(
     ecs = aws.client("ecs")
     key = f"{LOCK_TAG}/{uuid.uuid4().hex[:12]}"
     mine = f"{holder_name()} since {int(time.time())}"
+    _held.add(key)
     try:
         _acquire(ecs, service_arn, key, mine, force, stale_after)
     except _Untaggable:
+        _held.discard(key)
         yield  # services in the old ARN format cannot be tagged: release without the lock
         return
+    except BaseException:
+        _held.discard(key)
+        raise
     try:
         yield
     finally:
-        ecs.untag_resource(resourceArn=service_arn, tagKeys=[key])
+        _held.discard(key)
+        # If AWS stopped answering, the release's own error is the one to show. The tag left behind is dead to
+        # this process now, to this host once the process ends, and to everyone after ``stale_after``.
+        with contextlib.suppress(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            ecs.untag_resource(resourceArn=service_arn, tagKeys=[key])
 
 
 class _Untaggable(Exception):
@@ -84,7 +99,7 @@ def _acquire(ecs: Any, arn: str, key: str, mine: str, force: bool, stale_after: 
     others: dict[str, str] = {}
     for attempt in range(ATTEMPTS):
         holders = lock_holders(ecs, arn)
-        live = {k: v for k, v in holders.items() if not _dead(v, stale_after)}
+        live = {k: v for k, v in holders.items() if not _dead(k, v, stale_after)}
         if live and not force:
             raise ConflictError(_busy(arn, live))
         try:
@@ -93,11 +108,13 @@ def _acquire(ecs: Any, arn: str, key: str, mine: str, force: bool, stale_after: 
             if exc.response.get("Error", {}).get("Code") == "InvalidParameterException":
                 raise _Untaggable from exc
             raise
-        gone = [k for k, v in holders.items() if force or _dead(v, stale_after)]
+        gone = [k for k, v in holders.items() if force or _dead(k, v, stale_after)]
         if gone:
             ecs.untag_resource(resourceArn=arn, tagKeys=gone)
         others = {
-            k: v for k, v in lock_holders(ecs, arn).items() if k != key and k not in gone and not _dead(v, stale_after)
+            k: v
+            for k, v in lock_holders(ecs, arn).items()
+            if k != key and k not in gone and not _dead(k, v, stale_after)
         }
         if not others:
             return
@@ -122,8 +139,9 @@ def _since(value: str) -> int:
         return 0
 
 
-def _dead(value: str, stale_after: float) -> bool:
-    """Older than ``stale_after``, or a process of this host that is gone (its pid no longer runs)."""
+def _dead(key: str, value: str, stale_after: float) -> bool:
+    """Older than ``stale_after``, a process of this host that is gone (its pid no longer runs), or this process
+    when it no longer holds that lock (its release failed to remove the tag, say when AWS stopped answering)."""
     since = _since(value)
     if not since or time.time() - since > stale_after:
         return True
@@ -131,6 +149,8 @@ def _dead(value: str, stale_after: float) -> bool:
     host, _, pid = who.partition(" pid ")
     if host.rsplit("@", 1)[-1] != socket.gethostname() or not pid.isdigit():
         return False
+    if int(pid) == os.getpid():
+        return key not in _held
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
