@@ -4,6 +4,10 @@ Every AWS request is counted, then meets the injected faults and the throttle, t
 model for the actions where moto is not faithful enough, or to moto's server application for the rest
 (clusters, repositories, STS ...). ``/v2/`` is the ECR data plane (the registry proxy); ``/_opskit/`` holds
 the knobs (call counter, clock, faults) for tests and benchmarks over HTTP.
+
+A test may set an ``observer``: the front door then shows it every AWS and registry request twice, on arrival
+(nothing has acted on it) and once it is served (the answer is ready, not yet sent), so a test can stop or stall
+a client at an exact point of its work: for instance kill it while a call it made has acted but not answered.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -34,6 +39,7 @@ from opskit.sandbox.wire import (
     Handler,
     encode,
     error_body,
+    query_error_body,
     region_from_authorization,
 )
 
@@ -45,6 +51,19 @@ _ACTION_IN_FORM = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
 
 class Forward(Exception):
     """Raised by a sandbox handler to let moto answer this call after all (e.g. tags on a cluster ARN)."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A request at the front door, as an observer sees it."""
+
+    action: str  # the AWS action ("RegisterTaskDefinition"), or "registry" for the ECR data plane at /v2
+    method: str
+    path: str
+    served: bool = False  # False: it just arrived, nothing acted on it; True: served, its answer not yet sent
+
+
+Observer = Callable[[Seen], None]
 
 
 class SandboxApp:
@@ -78,6 +97,7 @@ class SandboxApp:
         self.calls: Counter[str] = Counter()
         self.throttled: Counter[str] = Counter()
         self.expired_keys: set[str] = set()  # access keys answered with ExpiredTokenException
+        self.observer: Observer | None = None  # a test hook: see the module's docstring
 
     def reset_counters(self) -> None:
         with self._lock:
@@ -86,6 +106,31 @@ class SandboxApp:
 
     # -- routing ------------------------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        observer = self.observer
+        if observer is None or environ.get("PATH_INFO", "").startswith("/_opskit/"):
+            return self._route(environ, start_response)
+        return self._observed(observer, environ, start_response)
+
+    def _observed(
+        self, observer: Observer, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterator[bytes]:
+        path = environ.get("PATH_INFO", "")
+        action = "registry" if path.startswith("/v2") else _service_action(environ, _body(environ))[1]
+        seen = Seen(action, environ.get("REQUEST_METHOD", "GET"), path)
+        observer(seen)
+        answer = iter(self._route(environ, start_response))
+        try:
+            first = next(answer, None)  # ready: whatever serves it has acted (a streamed answer, its first chunk)
+            observer(replace(seen, served=True))
+            if first is not None:
+                yield first
+                yield from answer
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:
+                close()
+
+    def _route(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/v2"):
             if self.registry is None:
@@ -117,15 +162,8 @@ class SandboxApp:
         return response(environ, start_response)
 
     def _aws(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
-        target = environ.get("HTTP_X_AMZ_TARGET", "")
-        prefix, _, action = target.partition(".")
-        service = SERVICE_BY_TARGET.get(prefix)
-        if not action:
-            match = _ACTION_IN_FORM.search(body)
-            action = match.group(1).decode() if match else "Unknown"
+        body = _body(environ)
+        service, action = _service_action(environ, body)
         with self._lock:
             self.calls[action] += 1
 
@@ -217,6 +255,23 @@ class SandboxApp:
         return [b""]
 
 
+def _body(environ: dict[str, Any]) -> bytes:
+    """The request's body, left in place for whoever reads it next (moto reads it again)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return bytes(body)
+
+
+def _service_action(environ: dict[str, Any], body: bytes) -> tuple[str | None, str]:
+    """(ecs, ecr or None, the action) of an AWS request: from X-Amz-Target (JSON protocol), else the form."""
+    prefix, _, action = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
+    if not action:
+        match = _ACTION_IN_FORM.search(body)
+        action = match.group(1).decode() if match else "Unknown"
+    return SERVICE_BY_TARGET.get(prefix), action
+
+
 def _access_key(authorization: str | None) -> str | None:
     match = re.search(r"Credential=([^/]+)/", authorization or "")
     return match.group(1) if match else None
@@ -228,6 +283,15 @@ def _json(body: Any, status: int = 200, content_type: str = "application/json") 
     )
 
 
-def _aws_error(code: str, message: str, status: int) -> Response:
-    headers = {"x-amzn-ErrorType": code, "x-amzn-RequestId": "opskit-sandbox"}
-    return Response(error_body(code, message), status=status, content_type=JSON_CONTENT_TYPE, headers=headers)
+def _aws_error(code: str, message: str, status: int) -> WSGIApp:
+    """An error in the protocol of the service called: JSON for ECS and ECR, XML for query-protocol ones (STS)."""
+
+    def answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers = {"x-amzn-ErrorType": code, "x-amzn-RequestId": "opskit-sandbox"}
+        if not environ.get("HTTP_X_AMZ_TARGET") and "form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+            body, content_type = query_error_body(code, message), "text/xml"
+        else:
+            body, content_type = error_body(code, message), JSON_CONTENT_TYPE
+        return Response(body, status=status, content_type=content_type, headers=headers)(environ, start_response)
+
+    return answer

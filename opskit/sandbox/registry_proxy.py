@@ -63,13 +63,26 @@ _TAGS = re.compile(r"^/v2/(?P<name>.+)/tags/list$")
 StartResponse = Callable[..., Any]
 
 
+# Every registry password a sandbox of this process issued: what tests look for in outputs, where none may appear.
+_issued_lock = threading.Lock()
+_issued_passwords: set[str] = set()
+
+
+def issued_passwords() -> frozenset[str]:
+    """Every registry password the sandboxes of this process have issued (closed ones too)."""
+    with _issued_lock:
+        return frozenset(_issued_passwords)
+
+
 class AuthorizationTokens:
-    """Registry passwords issued by GetAuthorizationToken; kept as hashes, never logged."""
+    """Registry passwords issued by GetAuthorizationToken; checked by hash, never logged. The passwords themselves
+    are kept too (:attr:`issued`, :func:`issued_passwords`), so tests can prove no output shows one."""
 
     def __init__(self, clock: SandboxClock) -> None:
         self.clock = clock
         self._lock = threading.Lock()
         self._expiry: dict[str, float] = {}  # sha256(password) -> expiry (sandbox POSIX seconds)
+        self.issued: list[str] = []  # by this sandbox, in order
 
     def issue(self) -> tuple[str, datetime]:
         password = secrets.token_urlsafe(48)
@@ -78,6 +91,9 @@ class AuthorizationTokens:
             now = self.clock.timestamp()
             self._expiry = {k: v for k, v in self._expiry.items() if v > now}
             self._expiry[_hash(password)] = expires.timestamp()
+            self.issued.append(password)
+        with _issued_lock:
+            _issued_passwords.add(password)
         return password, expires
 
     def check(self, password: str) -> str:

@@ -16,13 +16,17 @@ Pieces (each replaceable, each with its own module):
 
 from __future__ import annotations
 
+import base64
 import errno
 import logging
+import math
 import shutil
 import socket
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +36,11 @@ from werkzeug.wrappers import Request, Response
 
 from opskit.aws import Aws
 from opskit.errors import ConfigError
-from opskit.sandbox.app import SandboxApp
+from opskit.sandbox.app import Observer, SandboxApp
 from opskit.sandbox.clock import SandboxClock
 from opskit.sandbox.faults import Faults
 from opskit.sandbox.region import Region
+from opskit.sandbox.registry_proxy import issued_passwords
 from opskit.sandbox.throttle import Throttle
 
 log = logging.getLogger("opskit.sandbox")
@@ -49,6 +54,23 @@ TICK_SECONDS = 0.05
 
 _accounts_lock = threading.Lock()
 _accounts_in_use: set[str] = set()
+
+
+def issued_secrets() -> frozenset[str]:
+    """Every secret the sandboxes of this process handed out (closed ones too): the secret access key, and each
+    registry password with the ECR authorization token that carried it. Tests look for them in what opskit shows.
+
+    >>> SECRET_ACCESS_KEY in issued_secrets()
+    True
+    """
+    return _secrets_of(issued_passwords())
+
+
+def _secrets_of(passwords: Iterable[str]) -> frozenset[str]:
+    out = {SECRET_ACCESS_KEY}
+    for password in passwords:
+        out.update((password, base64.b64encode(f"AWS:{password}".encode()).decode()))
+    return frozenset(out)
 
 
 def _claim_account(preferred: str) -> str:
@@ -102,8 +124,8 @@ class Sandbox:
     ) -> None:
         if not 0 <= port <= 65535:
             raise ConfigError(f"port {port} is out of range: pass a port from 1 to 65535, or 0 for any free port")
-        if not time_scale > 0:
-            raise ConfigError(f"time scale {time_scale} is not positive: pass a number above 0, such as 1 or 60")
+        if not (time_scale > 0 and math.isfinite(time_scale)):
+            raise ConfigError(f"time scale {time_scale} is not a finite number above 0: pass one, such as 1 or 60")
         if seed not in (None, "demo"):
             raise ConfigError(f"unknown seed {seed!r}: pass 'demo' or nothing")
         self._port = port
@@ -335,9 +357,31 @@ class Sandbox:
         assert self.app is not None
         self.app.expired_keys.add(access_key_id)
 
+    def secrets(self) -> frozenset[str]:
+        """What this sandbox handed out that no output may show: its secret access key, and every registry password
+        (GetAuthorizationToken's, or a task's image pull) with the authorization token that carried it."""
+        return _secrets_of(self.region.images.tokens.issued if self.region is not None else ())
+
     def reset_calls(self) -> None:
         assert self.app is not None
         self.app.reset_counters()
+
+    @contextmanager
+    def observing(self, observer: Observer) -> Iterator[None]:
+        """Inside the block, ``observer`` sees every AWS and registry request on arrival and once served (before its
+        answer is sent), in the thread that serves it: a test hook to stop or stall a client at an exact point.
+
+        >>> with sandbox.observing(lambda seen: print(seen.action, seen.served)):   # doctest: +SKIP
+        ...     sandbox.client("ecs").list_clusters()
+        ListClusters False
+        ListClusters True
+        """
+        assert self.app is not None
+        self.app.observer = observer
+        try:
+            yield
+        finally:
+            self.app.observer = None
 
     def _admin(self, request: Request) -> Response | None:
         import json

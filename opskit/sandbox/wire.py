@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from xml.sax.saxutils import escape
 
 JSON_CONTENT_TYPE = "application/x-amz-json-1.1"
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113"
@@ -73,3 +74,12 @@ def encode(body: Mapping[str, Any]) -> bytes:
 
 def error_body(code: str, message: str) -> bytes:
     return encode({"__type": code, "message": message})
+
+
+def query_error_body(code: str, message: str) -> bytes:
+    """An error in the query protocol (STS, IAM): XML, which is all botocore parses for those services."""
+    sender = "Receiver" if code == "ServerException" else "Sender"
+    return (
+        f"<ErrorResponse><Error><Type>{sender}</Type><Code>{escape(code)}</Code>"
+        f"<Message>{escape(message)}</Message></Error><RequestId>opskit-sandbox</RequestId></ErrorResponse>"
+    ).encode()
