@@ -48,11 +48,16 @@ class Journal:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def entries(self) -> Iterator[dict[str, Any]]:
+    def entries(self, *events: str) -> Iterator[dict[str, Any]]:
+        """The entries in order; with ``events``, only entries of those events, and the other lines are not even
+        parsed (one line can hold a whole plan: reading a run's progress must not load it again and again)."""
         if not self.path.exists():
             return
+        heads = tuple(json.dumps({"event": event})[:-1] + "," for event in events)  # how write() starts a line
         with self.path.open(encoding="utf-8") as handle:
             for line in handle:
+                if heads and not line.startswith(heads):
+                    continue
                 try:
                     yield json.loads(line)
                 except ValueError:

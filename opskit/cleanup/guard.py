@@ -40,9 +40,8 @@ class Guard:
         self.live = LiveState(aws, pacer)
         self.acting = {d.key for d in plan.revisions if d.acts}
         self.sticky: dict[str, str] = {}
-        for entry in run.entries():
-            if entry.get("event") == EVENT:
-                self.sticky.update(entry.get("revisions") or {})
+        for entry in run.entries(EVENT):
+            self.sticky.update(entry.get("revisions") or {})
         self.last: Snapshot | None = None
 
     def start(self) -> None:

@@ -45,7 +45,7 @@ class CleanupRun:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.journal = Journal(path)
-        self._entries: list[dict[str, Any]] | None = None
+        self._started: dict[str, Any] | None = None
 
     @classmethod
     def start(cls, folder: Path, plan: CleanupPlan) -> CleanupRun:
@@ -70,39 +70,45 @@ class CleanupRun:
             with self.path.open("r+b") as handle:
                 handle.truncate(good)
                 os.fsync(handle.fileno())
-            self._entries = None
+            self._started = None
 
-    def entries(self) -> list[dict[str, Any]]:
-        if self._entries is None:
-            self._entries = list(self.journal.entries())
-        return self._entries
+    # The journal is read from disk each time, never held: its first line is the whole plan, and an apply that
+    # kept every entry would hold the plan twice and every outcome twice, growing with the run.
+    def entries(self, *events: str) -> list[dict[str, Any]]:
+        """The entries (of ``events`` only, when given), in order."""
+        return list(self.journal.entries(*events))
 
     @property
     def started(self) -> dict[str, Any]:
-        entries = self.entries()
-        if not entries or entries[0].get("event") != "started":
-            raise ConflictError(f"{self.path} is not a cleanup journal: move it out of {self.path.parent}")
-        return entries[0]
+        if self._started is None:
+            first = next(self.journal.entries(), None)
+            if first is None or first.get("event") != "started":
+                raise ConflictError(f"{self.path} is not a cleanup journal: move it out of {self.path.parent}")
+            self._started = first
+        return self._started
+
+    @property
+    def begun(self) -> bool:
+        """Does the journal hold a readable first entry?"""
+        return self._started is not None or next(self.journal.entries(), None) is not None
 
     @property
     def finished(self) -> bool:
-        return any(e.get("event") == "finished" for e in self.entries())
+        return next(self.journal.entries("finished"), None) is not None
 
     def plan(self) -> CleanupPlan:
         started = self.started
-        done = sum(len(e.get("outcomes") or ()) for e in self.entries() if e.get("event") in ("revisions", "images"))
+        done = sum(len(e.get("outcomes") or ()) for e in self.journal.entries("revisions", "images"))
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(started.get("at", 0))))
         return CleanupPlan.from_dict(started["plan"], Resumed(str(self.path), when, done))
 
     def outcomes(self, kind: str) -> list[dict[str, Any]]:
         """Every outcome recorded for ``kind`` ("revisions" or "images"), in order."""
-        return [o for e in self.entries() if e.get("event") == kind for o in e.get("outcomes") or ()]
+        return [o for e in self.journal.entries(kind) for o in e.get("outcomes") or ()]
 
     def record(self, kind: str, outcomes: list[dict[str, Any]]) -> None:
         """After AWS answered: what one action did to each revision (or image) it touched."""
         self.journal.write(kind, outcomes=outcomes)
-        if self._entries is not None:
-            self._entries.append({"event": kind, "outcomes": outcomes})
 
     def finish(self, **summary: Any) -> None:
         self.journal.write("finished", **summary)
@@ -115,7 +121,7 @@ def unfinished_runs(folder: Path) -> list[CleanupRun]:
     if not folder.is_dir():
         return []
     runs = [CleanupRun(path) for path in sorted(folder.glob("*.jsonl"))]
-    return [run for run in runs if run.entries() and not run.finished]
+    return [run for run in runs if run.begun and not run.finished]
 
 
 def unfinished_run(folder: Path, options: CleanupOptions) -> CleanupRun | None:

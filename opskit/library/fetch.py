@@ -1,7 +1,8 @@
 """Syncing task-definition revisions: list every status 100 at a time, describe only what the cache lacks.
 
-Listing and describing overlap: each listed page's unseen revisions go to a pool of workers at once, and all of
-them share the task-definition-read bucket of a :class:`~opskit.library.pacing.Pacer`, so the sync runs at the
+Listing and describing overlap: each listed page's unseen revisions join a backlog that a pool of workers drains
+(a few ARNs in flight at a time, so memory does not grow with the listing), and all of them share the
+task-definition-read bucket of a :class:`~opskit.library.pacing.Pacer`, so the sync runs at the
 rate AWS allows from the first call. Described revisions are written as they arrive, so an interrupted sync
 keeps its work and the next one resumes where it stopped. Statuses are listed in the order revisions move
 through them (ACTIVE, INACTIVE, DELETE_IN_PROGRESS), so one that moves during the listing is seen at least once.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -89,7 +91,10 @@ def sync_revisions(
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     stop = threading.Event()
     listed: dict[str, str] = {}
-    submitted: set[str] = set()
+    # ARNs listed and not yet handed to a describer: the listing runs ahead of the describes, and a queue of
+    # plain ARNs (already held by ``listed``) stays small where one of queued futures would not.
+    backlog: deque[str] = deque()
+    in_flight = 2 * max(1, workers)
     batch: list[Any] = []
     counts = {"pages": 0, "described": 0, "done": 0, "total": 0, "pending": 0}
 
@@ -118,7 +123,12 @@ def sync_revisions(
     try:
         for scope in scopes:
             listing.submit(lister, scope)
-        while listers_left or counts["pending"]:
+        while True:
+            while backlog and counts["pending"] < in_flight:
+                counts["pending"] += 1
+                describing.submit(describer, backlog.popleft())
+            if not (listers_left or counts["pending"]):
+                break
             kind, payload = events.get()
             if kind == "error":
                 raise payload
@@ -131,11 +141,9 @@ def sync_revisions(
                     before = listed.get(arn)
                     if before is None or STATUS_ORDER[status] > STATUS_ORDER[before]:
                         listed[arn] = status
-                    if arn not in known and arn not in submitted:
-                        submitted.add(arn)
-                        counts["pending"] += 1
+                    if before is None and arn not in known:  # seen for the first time, and not cached
+                        backlog.append(arn)
                         counts["total"] += 1
-                        describing.submit(describer, arn)
                 if progress:
                     progress(counts["done"], counts["total"])
             elif kind == "described":

@@ -13,6 +13,7 @@ then holds every worker of that category back for a while. A ThrottlingException
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -73,7 +74,9 @@ class TokenBucket:
 
     A caller that finds no token reserves the next one (the count goes negative) and sleeps until it is due, so
     N threads waiting cost no polling and the k-th call goes exactly when the bucket would have refilled it.
-    ``headroom`` (< 1) runs slightly under the rate so clock jitter never makes AWS's bucket refuse us.
+    ``headroom`` (< 1) runs slightly under the rate so clock jitter never makes AWS's bucket refuse us, and
+    ``reserve`` leaves that share of the burst unused, so calls delayed on the way and delivered together (a busy
+    network, a loaded machine) still find tokens in AWS's bucket.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class TokenBucket:
         rate: Rate,
         *,
         headroom: float = 0.98,
+        reserve: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -88,17 +92,18 @@ class TokenBucket:
             raise ValueError(f"a rate needs a burst of at least 1 and a positive refill, not {rate}")
         self.rate = rate
         self._refill = rate.per_second * headroom
+        self._capacity = max(1.0, math.floor(rate.burst * (1 - reserve)))
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._tokens = float(rate.burst)
+        self._tokens = self._capacity
         self._stamp = clock()
 
     def acquire(self) -> float:
         """Take one token, sleeping until it is there; returns the seconds waited."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.rate.burst, self._tokens + (now - self._stamp) * self._refill)
+            self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._refill)
             self._stamp = now
             self._tokens -= 1
             wait = -self._tokens / self._refill if self._tokens < 0 else 0.0
@@ -110,14 +115,14 @@ class TokenBucket:
         """Seconds until ``count`` more calls could go without waiting (nothing is taken): for choosing which
         bucket to use next, and for estimates of the time left."""
         with self._lock:
-            tokens = min(self.rate.burst, self._tokens + (self._clock() - self._stamp) * self._refill)
+            tokens = min(self._capacity, self._tokens + (self._clock() - self._stamp) * self._refill)
         return max(0.0, (count - tokens) / self._refill)
 
     def hold(self, seconds: float) -> None:
         """Nobody gets a token for ``seconds``: AWS's bucket is empty (we were throttled), let it refill."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.rate.burst, self._tokens + (now - self._stamp) * self._refill)
+            self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self._refill)
             self._stamp = now
             self._tokens = min(self._tokens, -seconds * self._refill)
 
