@@ -11,11 +11,14 @@ retry policy are decided here once. The sandbox is reached through the same path
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import boto3
 import botocore
@@ -25,6 +28,12 @@ import botocore.exceptions
 from opskit.errors import AwsError, ConfigError
 
 DEFAULT_REGION = "us-east-1"
+DEFAULT_MAX_ATTEMPTS = 10
+RESUMES = "as opskit resumes where it stopped"
+# Throttling codes botocore retries (with the 5xx answers) until its attempts run out.
+_THROTTLED = frozenset({"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"})
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # What a raw call sends and what it got back; per thread, since clients are shared.
 _raw = threading.local()
@@ -33,7 +42,7 @@ _raw = threading.local()
 def _send_raw_body(params: dict[str, Any], **_: Any) -> None:
     body = getattr(_raw, "body", None)
     if body is not None:
-        params["body"] = json.dumps(body).encode()
+        params["body"] = json.dumps(body, separators=(",", ":")).encode()  # compact, as ECS counts its size limit
 
 
 def _keep_raw_answer(http_response: Any, **_: Any) -> None:
@@ -41,18 +50,35 @@ def _keep_raw_answer(http_response: Any, **_: Any) -> None:
         _raw.answer = json.loads(http_response.content or b"{}")
 
 
+def _configured_attempts(session: Any) -> int:
+    """AWS_MAX_ATTEMPTS or the profile's max_attempts, as every AWS SDK reads them; 10 when neither is set."""
+    try:
+        configured = session._session.get_config_variable("max_attempts")
+    except ValueError:
+        configured = 0
+    if configured is None:
+        return DEFAULT_MAX_ATTEMPTS
+    if configured < 1:
+        raise ConfigError(
+            "AWS_MAX_ATTEMPTS (or max_attempts in the AWS profile) is not a whole number of 1 or more: "
+            "set it to one, such as 5, or unset it"
+        )
+    return int(configured)
+
+
 @dataclass
 class Aws:
     """Where opskit talks to AWS (or the sandbox), and how.
 
     ``max_attempts`` is the *total* number of attempts botocore makes per call (``standard`` retry mode:
-    exponential backoff with jitter, throttles and 5xx retried).
+    exponential backoff with jitter, throttles, 5xx and lost connections retried); by default the AWS setting
+    (``AWS_MAX_ATTEMPTS``, or ``max_attempts`` in the profile), else 10.
     """
 
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
-    max_attempts: int = 10
+    max_attempts: int | None = None
     max_pool_connections: int = 32
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
@@ -62,6 +88,11 @@ class Aws:
 
     def __post_init__(self) -> None:
         self.endpoint_url = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        if self.endpoint_url is not None and not re.match(r"^https?://[^\s/?#]+", self.endpoint_url):
+            raise ConfigError(
+                f"endpoint {self.endpoint_url!r} is not an http(s) URL: pass one such as http://127.0.0.1:4566, "
+                "or none for AWS"
+            )
         try:
             self._session = boto3.Session(
                 profile_name=self.profile,
@@ -74,6 +105,8 @@ class Aws:
                 f"AWS profile {self.profile!r} is not configured: check ~/.aws/config or pass another --profile"
             ) from exc
         self.region = self._session.region_name or DEFAULT_REGION
+        if self.max_attempts is None:
+            self.max_attempts = _configured_attempts(self._session)
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service``, made once and shared (boto3 clients are thread-safe)."""
@@ -128,7 +161,47 @@ class Aws:
     def account_id(self) -> str:
         try:
             return str(self.client("sts").get_caller_identity()["Account"])
-        except botocore.exceptions.NoCredentialsError as exc:
-            raise AwsError(
-                "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-            ) from exc
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise aws_error(exc) from exc
+
+
+def aws_error(exc: Exception) -> AwsError:
+    """A failed AWS call as the one line a user acts on: credentials, region, access, or what AWS said."""
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return AwsError("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if isinstance(exc, botocore.exceptions.ClientError):
+        code = exc.response["Error"]["Code"]
+        message = " ".join(str(exc.response["Error"].get("Message", "")).split())
+        if code in ("ExpiredTokenException", "ExpiredToken", "RequestExpired"):
+            return AwsError(f"AWS credentials have expired ({code}): refresh them (aws sso login, or new keys)")
+        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException"):
+            return AwsError(f"AWS rejected the credentials ({code}): check AWS_PROFILE or the access keys")
+        if code in ("AccessDeniedException", "AccessDenied"):
+            return AwsError(f"AWS denied access ({message}): use credentials allowed to release to ECS and ECR")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if status >= 500 or code in _THROTTLED:  # botocore retried it as long as it may: AWS's trouble, for now
+            tries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0) + 1
+            return AwsError(
+                f"AWS kept failing {exc.operation_name} ({code}: {message}) after {tries} attempts: "
+                f"run it again later, {RESUMES}"
+            )
+        return AwsError(f"AWS said {code}: {message}")
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return AwsError(f"cannot reach AWS ({exc}): check the region, the endpoint URL and the network")
+    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
+        reason = " ".join(str(exc).split())  # dropped connections and timeouts, after botocore's retries
+        return AwsError(f"lost the connection to AWS ({reason}): check the network, then run it again, {RESUMES}")
+    return AwsError(" ".join(str(exc).split()))
+
+
+def translated(function: Callable[P, T]) -> Callable[P, T]:
+    """``function`` with AWS's refusals (and an unreachable AWS) raised as one-line :class:`AwsError`."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return function(*args, **kwargs)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise aws_error(exc) from exc
+
+    return wrapper

@@ -15,13 +15,38 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opskit.errors import ConfigError
+
 COMMIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Names as ECS (families, clusters, services) and ECR (repositories) allow them.
+ECS_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
+REPOSITORY_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 # Tag keys a release process uses to record the commit a revision was built from ("commit" is opskit's own).
 COMMIT_TAG_KEYS = ("commit", "git-commit", "git-sha", "commit-sha")
 
 REVISION_STATUSES = ("ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS")
 ROLLOUT_STATES = ("IN_PROGRESS", "COMPLETED", "FAILED")
+
+
+def checked_names(values: Any, option: str, pattern: re.Pattern[str], listing: str) -> tuple[str, ...]:
+    """``values`` (a name or several) as a tuple without repeats, or a one-line ConfigError for an empty or
+    malformed one that says where to list the real names.
+
+    >>> checked_names(("web", "api", "web"), "--family", ECS_NAME, "opskit revisions")
+    ('web', 'api')
+    """
+    if isinstance(values, str):
+        values = (values,)
+    out = []
+    for value in values:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{option} is empty: pass a name, or leave the option out for all")
+        if len(value) > 256 or not pattern.match(value):
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ConfigError(f"{option} {shown!r} is not a valid name: list the names with `{listing}`")
+        out.append(value)
+    return tuple(dict.fromkeys(out))
 
 
 def to_datetime(value: Any) -> datetime | None:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
-from pytest_ecsrelease.target import OPTIONS, POLICIES, EcsSettings, EcsTarget
+from pytest_ecsrelease.target import OPTIONS, EcsSettings, EcsTarget
 
 if TYPE_CHECKING:
     from opskit.checks import Snapshot
@@ -71,8 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="ecs_policy",
         nargs="?",
         const="release",
-        default=None,
-        choices=POLICIES,
+        default=None,  # checked with the ini value in EcsSettings: a one-line usage error, not argparse's usage block
         help="Collect the policy suite: release invariants (the default), all (adds hardening) or hardening.",
     )
     parser.addini("ecs_policy", "Policy suite to collect: release, all, hardening or none.", default="none")

@@ -63,7 +63,7 @@ class EcsSettings:
         policy = config.getoption("ecs_policy") or config.getini("ecs_policy") or "none"
         if policy not in POLICIES:
             raise pytest.UsageError(f"--ecs-policy={policy}: pass release, all or hardening (or none)")
-        return cls(
+        settings = cls(
             region=values["ecs_region"],
             profile=values["ecs_profile"],
             endpoint_url=values["ecs_endpoint_url"],
@@ -74,6 +74,21 @@ class EcsSettings:
             sandbox=values["ecs_sandbox"],
             policy=policy,
         )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Malformed names, an unknown profile or a bad endpoint: a one-line usage error now, not at collection."""
+        from opskit.errors import OpskitError
+
+        try:
+            self.target  # noqa: B018  # building it checks the names
+            if not self.sandbox and (self.profile or self.endpoint_url):
+                from opskit.aws import Aws
+
+                Aws(region=self.region, profile=self.profile, endpoint_url=self.endpoint_url)
+        except OpskitError as exc:
+            raise pytest.UsageError(f"ecsrelease: {exc}") from exc
 
     @property
     def target(self) -> Target:

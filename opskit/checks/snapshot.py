@@ -13,6 +13,7 @@ tests build snapshots by hand. :meth:`Snapshot.from_library` syncs a library and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -21,10 +22,22 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.checks.secrets import secret_reason
 from opskit.errors import NotFoundError
-from opskit.records import ContainerRecord, ImageRecord, ImageRef, RepositoryRecord, RevisionRecord, ServiceRecord
+from opskit.records import (
+    ECS_NAME,
+    REPOSITORY_NAME,
+    ContainerRecord,
+    ImageRecord,
+    ImageRef,
+    RepositoryRecord,
+    RevisionRecord,
+    ServiceRecord,
+    checked_names,
+)
 
 if TYPE_CHECKING:
     from opskit.library import RevisionLibrary
+
+_SERVICE = re.compile(r"^(?:[a-zA-Z0-9_-]{1,255}/)?[a-zA-Z0-9_-]{1,255}$")  # a name, or cluster/name
 
 
 def revision_label(arn: str | None) -> str:
@@ -46,6 +59,16 @@ class Target:
     services: tuple[str, ...] = ()
     families: tuple[str, ...] = ()
     repositories: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.cluster is not None:
+            checked_names(self.cluster, "cluster", ECS_NAME, "opskit services")
+        for name, option, pattern, listing in (
+            ("services", "service", _SERVICE, "opskit services"),
+            ("families", "family", ECS_NAME, "opskit revisions"),
+            ("repositories", "repository", REPOSITORY_NAME, "opskit images"),
+        ):
+            object.__setattr__(self, name, checked_names(getattr(self, name), option, pattern, listing))
 
     @property
     def narrowed(self) -> bool:

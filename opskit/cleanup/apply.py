@@ -117,6 +117,12 @@ def _open_run(folder: Path, plan: CleanupPlan) -> CleanupRun:
 def _stopped(exc: botocore.exceptions.ClientError, run: CleanupRun) -> AwsError:
     code = exc.response.get("Error", {}).get("Code", "")
     message = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    if status >= 500 or code in THROTTLE_CODES:  # nothing for the user to fix: AWS's own trouble, retried already
+        return AwsError(
+            f"AWS kept failing {exc.operation_name} ({code}: {message}): run the cleanup again later to resume "
+            f"(journal: {run.path})"
+        )
     return AwsError(
         f"AWS refused {exc.operation_name} ({code}: {message}): fix that, then run the cleanup again to resume "
         f"(journal: {run.path})"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from opskit.aws import Aws
+from opskit.aws import Aws, translated
 from opskit.cleanup.images import INDEX_MEDIA_TYPES
 from opskit.cleanup.live import LiveState
 from opskit.cleanup.options import CleanupOptions
@@ -32,6 +32,7 @@ MANIFEST_TYPES = [
 ]
 
 
+@translated
 def plan_cleanup(
     source: Aws | RevisionLibrary,
     options: CleanupOptions | None = None,

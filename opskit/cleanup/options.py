@@ -10,20 +10,16 @@ opskit.errors.ConfigError: --keep -1 is out of range: pass a count from 1 to 100
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from opskit.errors import ConfigError
+from opskit.records import ECS_NAME, REPOSITORY_NAME, checked_names
 
 MAX_REVISIONS = 1_000_000  # ECS keeps at most this many revisions per family: a larger count means nothing
 MAX_DEPTH = 100
 MAX_DAYS = 36_500
 PIN_TAG = "opskit:keep"
-
-# Family names as ECS allows them; repository names as ECR does.
-_FAMILY = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
-_REPOSITORY = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
 
 @dataclass(frozen=True)
@@ -63,8 +59,8 @@ class CleanupOptions:
     repositories: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        families = _names(self.families, "--family", _FAMILY, "opskit revisions")
-        repositories = _names(self.repositories, "--repository", _REPOSITORY, "opskit images")
+        families = checked_names(self.families, "--family", ECS_NAME, "opskit revisions")
+        repositories = checked_names(self.repositories, "--repository", REPOSITORY_NAME, "opskit images")
         object.__setattr__(self, "families", families)
         object.__setattr__(self, "repositories", repositories)
         object.__setattr__(self, "pin_tags", tuple(self.pin_tags))
@@ -99,20 +95,6 @@ def _days(value: Any, name: str) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
     if not ok or not 0 <= value <= MAX_DAYS:
         raise ConfigError(f"{name} {value!r} is out of range: pass a number of days from 0 to {MAX_DAYS}")
-
-
-def _names(values: Any, option: str, pattern: re.Pattern[str], listing: str) -> tuple[str, ...]:
-    if isinstance(values, str):
-        values = (values,)
-    out = []
-    for value in values:
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{option} is empty: pass a name, or leave the option out for all")
-        if len(value) > 256 or not pattern.match(value):
-            shown = value if len(value) <= 60 else value[:57] + "..."
-            raise ConfigError(f"{option} {shown!r} is not a valid name: list the names with `{listing}`")
-        out.append(value)
-    return tuple(dict.fromkeys(out))
 
 
 __all__ = ["MAX_DEPTH", "MAX_REVISIONS", "PIN_TAG", "CleanupOptions"]

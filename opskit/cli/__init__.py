@@ -1,6 +1,6 @@
 """The ``opskit`` command: one subcommand per module, each a thin view over opskit's plans and library.
 
-Errors a user can cause (:class:`opskit.errors.OpskitError`) print one line to stderr and exit 2;
+Errors a user can cause (:class:`opskit.errors.OpskitError`, and bad options) print one line to stderr and exit 2;
 anything else is a bug and keeps its traceback.
 """
 
@@ -45,6 +45,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except OpskitError as exc:
             click.echo(f"opskit: error: {exc}", err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            # A mistyped option is a user error like any other: one line, not click's usage block.
+            where = exc.ctx.command_path if exc.ctx else f"{ctx.command_path} {ctx.invoked_subcommand or ''}".strip()
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            click.echo(f"opskit: error: {message}: see `{where} --help`", err=True)
             sys.exit(2)
 
 

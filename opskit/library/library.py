@@ -8,12 +8,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
-from matplotlib.figure import Figure
 
-from opskit.aws import Aws
+from opskit.aws import Aws, translated
 from opskit.errors import ConfigError, NotFoundError
 from opskit.library import frames
 from opskit.library.export import export
@@ -30,7 +29,6 @@ from opskit.library.rows import (
     revision_rows,
 )
 from opskit.library.store import CacheIdentity, Store, default_cache_dir
-from opskit.library.timeline import timeline_figure
 from opskit.records import (
     ContainerRecord,
     DeploymentRecord,
@@ -39,6 +37,9 @@ from opskit.records import (
     RevisionRecord,
     ServiceRecord,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 Progress = Callable[[int, int], None]
 PARTS = ("revisions", "images", "services")
@@ -138,6 +139,7 @@ class RevisionLibrary:
             return work()
 
     # -- syncing ---------------------------------------------------------------------------------------------------
+    @translated  # what AWS refuses (credentials, region, access) is a one-line error, not a traceback
     def sync(
         self,
         *,
@@ -219,6 +221,8 @@ class RevisionLibrary:
 
     def timeline(self, *, family: Any = None, since: Any = None) -> Figure:
         """The release timeline as a matplotlib Figure: revisions, deployments, rollbacks marked."""
+        from opskit.library.timeline import timeline_figure  # matplotlib loads when a timeline is drawn, not before
+
         return timeline_figure(self.revisions(family=family), self.deployments(), since=since)
 
     def export(self, table: str | pd.DataFrame, target: str | Path | IO[Any], format: str | None = None) -> None:

@@ -20,13 +20,13 @@ from typing import Any
 
 import botocore.exceptions
 
-from opskit.aws import Aws
+from opskit.aws import Aws, aws_error
 from opskit.errors import ConflictError, OpskitError
 from opskit.journal import Journal, state_dir
 from opskit.progress import Progress, ProgressEvent, ignore
 from opskit.release import images
 from opskit.release.lock import service_lock
-from opskit.release.plan import ReleasePlan, _aws_error, describe_service
+from opskit.release.plan import ReleasePlan, describe_service
 from opskit.release.record import ReleaseRecord
 from opskit.release.taskdef import with_images
 from opskit.release.wait import WaitResult, wait_for_deployment
@@ -129,8 +129,8 @@ def refusals(record: ReleaseRecord, journal: Journal) -> Iterator[None]:
     except OpskitError as exc:
         _refuse(record, journal, exc)
         raise
-    except botocore.exceptions.ClientError as exc:
-        error = _aws_error(exc)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:  # refused, or AWS lost
+        error = aws_error(exc)
         _refuse(record, journal, error)
         raise error from exc
 
@@ -242,17 +242,21 @@ def deploy(
     """Point the service at ``revision_arn`` after re-reading it; returns when (to hide older events).
 
     Refuses, unless ``force``, when the service moved off ``expected_live`` since the plan or a deployment is
-    still in progress: that is someone else releasing at the same time.
+    still in progress: that is someone else releasing at the same time. A deployment of ``revision_arn`` itself,
+    in progress or done, is followed instead.
     """
     _, current_service = describe_service(aws, cluster, service)
     current = str(current_service["taskDefinition"])
     deployments = current_service.get("deployments", [])
     primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
     short = revision_arn.rsplit("/", 1)[-1]
-    if current == revision_arn and len(deployments) == 1:
-        stages.skip("update", f"{service} already runs {short}")
+    if current == revision_arn and primary.get("taskDefinition") == revision_arn:
+        # Already deployed, perhaps by a run of this release killed before it heard ECS answer: follow that
+        # deployment (still rolling out or done) rather than refuse it as someone else's or start another.
+        rolling = len(deployments) > 1 or primary.get("rolloutState") == "IN_PROGRESS"
+        stages.skip("update", f"{service} already {'rolls out' if rolling else 'runs'} {short}")
         record.deployment_id = primary.get("id")
-        return None
+        return primary.get("createdAt") if rolling else None
     if not force:
         if current != expected_live:
             raise ConflictError(

@@ -26,7 +26,7 @@ class PushError(OpskitError):
 class BuildSpec:
     context: Path
     dockerfile: str = "Dockerfile"
-    build_args: dict[str, str] = field(default_factory=dict)
+    build_args: dict[str, str] = field(default_factory=dict, repr=False)  # they may carry tokens: never shown
     target: str | None = None
     platform: str = "linux/amd64"
     labels: dict[str, str] = field(default_factory=dict)
@@ -56,7 +56,17 @@ class RegistryAuth:
 
 def build(docker: Any, spec: BuildSpec, tag: str, log: Log) -> str:
     """Build ``spec`` as ``tag``, streaming the log line by line; returns the image id."""
+    from docker.errors import APIError
+
     spec.check()
+    try:
+        return _built(docker, spec, tag, log)
+    except APIError as exc:  # refused outright, e.g. a Dockerfile that does not parse
+        error = " ".join(str(exc.explanation or exc).split())
+        raise BuildError(f"docker build failed: {error}; fix the Dockerfile and release again") from exc
+
+
+def _built(docker: Any, spec: BuildSpec, tag: str, log: Log) -> str:
     tail: deque[str] = deque(maxlen=5)
     image_id = None
     stream = docker.api.build(

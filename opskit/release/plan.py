@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,12 @@ from typing import Any
 import botocore.exceptions
 import pandas as pd
 
-from opskit.aws import Aws
-from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError
+from opskit.aws import Aws, aws_error
+from opskit.errors import ConfigError, ConflictError, NotFoundError
 from opskit.git import Checkout, read_checkout
-from opskit.records import COMMIT_SHA, ImageRef
+from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
 from opskit.release.images import BuildSpec, RegistryAuth
-from opskit.release.taskdef import diff, registrable, same_body, with_images
+from opskit.release.taskdef import MAX_BODY_BYTES, body_size, diff, registrable, same_body, with_images
 
 DEFAULT_SHA_LENGTH = 12
 REUSE_LOOKBACK = 20  # newest ACTIVE revisions of the family searched for one that already is this release
@@ -38,7 +37,7 @@ class ReleaseOptions:
     repository: str | None = None
     path: Path = Path(".")
     dockerfile: str = "Dockerfile"
-    build_args: dict[str, str] = field(default_factory=dict)
+    build_args: dict[str, str] = field(default_factory=dict, repr=False)  # they may carry tokens: never shown
     target: str | None = None
     platform: str | None = None  # default: from the live revision's runtimePlatform, else linux/amd64
     tag: str | None = None  # the commit SHA (a prefix of HEAD's); default HEAD's first sha_length digits
@@ -55,6 +54,15 @@ class ReleaseOptions:
         for name, value in (("--cluster", self.cluster), ("--service", self.service)):
             if not value or not value.strip():
                 raise ConfigError(f"{name} is empty: pass the name of your ECS {name[2:]}")
+        if self.tag is not None and not COMMIT_SHA.match(self.tag):
+            raise ConfigError(
+                f"release tag {self.tag!r} is not a commit SHA: opskit tags each release with its commit; "
+                "omit --tag to use HEAD's"
+            )
+        if self.repository is not None and (not REPOSITORY_NAME.match(self.repository) or len(self.repository) > 256):
+            raise ConfigError(
+                f"{self.repository!r} is not a valid ECR repository name: lower-case letters, digits, . _ - and /"
+            )
 
 
 @dataclass(frozen=True)
@@ -178,6 +186,12 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     platform = options.platform or _platform(live_body)
     image = f"{repository.uri}:{tag}"
     new_body = with_images(registrable(live_body), dict.fromkeys(containers, image))
+    size = body_size(new_body)
+    if size > MAX_BODY_BYTES:  # refused now, before anything is built or pushed, not by RegisterTaskDefinition
+        raise ConfigError(
+            f"the new revision of {live_body['family']} would be {size} bytes, over ECS's {MAX_BODY_BYTES}-byte limit "
+            "for a task definition: move large values (environment, commands) to secrets or files, then release"
+        )
     # Only an image already in ECR can already have a revision: a new commit's needs no search (that is 20
     # describes saved on every ordinary release); a re-release or a resumed one finds its revision again.
     reuse = None if commit.dirty or existing is None else _reusable_revision(aws, live_arn, live_body, new_body)
@@ -203,12 +217,7 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
 
 def release_tag(commit: Checkout, options: ReleaseOptions) -> str:
     """The image tag for this commit: its SHA prefix, with a digest of the changes when the tree is dirty."""
-    if options.tag is not None:
-        if not COMMIT_SHA.match(options.tag):
-            raise ConfigError(
-                f"release tag {options.tag!r} is not a commit SHA: opskit tags each release with its commit; "
-                "omit --tag to use HEAD's"
-            )
+    if options.tag is not None:  # a SHA, as the options checked
         if not commit.sha.startswith(options.tag):
             raise ConfigError(
                 f"tag {options.tag} is not HEAD's commit ({commit.sha[:12]}): check out {options.tag} first"
@@ -232,31 +241,15 @@ def describe_service(aws: Aws, cluster: str, service: str) -> tuple[str, dict[st
             raise NotFoundError(
                 f"cluster {cluster!r} not found in {aws.region}: check --cluster and the region"
             ) from exc
-        raise _aws_error(exc) from exc
+        raise aws_error(exc) from exc
     except botocore.exceptions.NoCredentialsError as exc:
-        raise _aws_error(exc) from exc
+        raise aws_error(exc) from exc
     found = [s for s in answer.get("services", []) if s.get("status") == "ACTIVE"]
     if not found:
         raise NotFoundError(
             f"service {service!r} not found in cluster {cluster!r} ({aws.region}): check --service, or create it first"
         )
     return str(found[0]["clusterArn"]), found[0]
-
-
-def _aws_error(exc: Exception) -> AwsError:
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return AwsError("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = exc.response["Error"]["Code"]
-        message = " ".join(str(exc.response["Error"].get("Message", "")).split())
-        if code in ("ExpiredTokenException", "ExpiredToken", "RequestExpired"):
-            return AwsError(f"AWS credentials have expired ({code}): refresh them (aws sso login, or new keys)")
-        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException"):
-            return AwsError(f"AWS rejected the credentials ({code}): check AWS_PROFILE or the access keys")
-        if code in ("AccessDeniedException", "AccessDenied"):
-            return AwsError(f"AWS denied access ({message}): use credentials allowed to release to ECS and ECR")
-        return AwsError(f"AWS said {code}: {message}")
-    return AwsError(str(exc))
 
 
 def _short(arn: str) -> str:
@@ -282,14 +275,14 @@ def _repository(aws: Aws, options: ReleaseOptions, live_body: dict[str, Any]) ->
             raise ConfigError(
                 f"cannot tell which ECR repository {options.service}'s containers come from: pass --repository"
             )
-    if not re.match(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$", name) or len(name) > 256:
+    if not REPOSITORY_NAME.match(name) or len(name) > 256:
         raise ConfigError(f"{name!r} is not a valid ECR repository name: lower-case letters, digits, . _ - and /")
     ecr = aws.client("ecr")
     try:
         found = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
     except botocore.exceptions.ClientError as exc:
         if exc.response["Error"]["Code"] != "RepositoryNotFoundException":
-            raise _aws_error(exc) from exc
+            raise aws_error(exc) from exc
         if not options.create_repository:
             raise NotFoundError(
                 f"ECR repository {name!r} does not exist: create it, or pass --create-repository "
@@ -348,7 +341,7 @@ def _existing_digest(aws: Aws, repository: Repository, tag: str, commit: Checkou
     except botocore.exceptions.ClientError as exc:
         if exc.response["Error"]["Code"] == "ImageNotFoundException":
             return None
-        raise _aws_error(exc) from exc
+        raise aws_error(exc) from exc
     digest = str(images[0]["imageDigest"])
     labels = _labels(aws, repository, digest)
     built_from = labels.get(OCI_REVISION)

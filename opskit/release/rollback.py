@@ -21,14 +21,14 @@ from typing import Any
 import botocore.exceptions
 import pandas as pd
 
-from opskit.aws import Aws
+from opskit.aws import Aws, aws_error
 from opskit.errors import ConfigError, NotFoundError
 from opskit.library.rollback import from_service_deployment, rollback_target
 from opskit.progress import Progress, ignore
 from opskit.records import DeploymentRecord, ImageRef
 from opskit.release.apply import Stages, _now, deploy, follow, journal_for, refusals, settle
 from opskit.release.lock import service_lock
-from opskit.release.plan import _aws_error, describe_service
+from opskit.release.plan import describe_service
 from opskit.release.record import ReleaseRecord
 
 
@@ -97,7 +97,7 @@ def service_history(aws: Aws, cluster: str, service: str) -> list[DeploymentReco
                 {r["serviceRevisionArn"]: r["taskDefinition"] for r in answer.get("serviceRevisions", [])}
             )
     except botocore.exceptions.ClientError as exc:
-        raise _aws_error(exc) from exc
+        raise aws_error(exc) from exc
     return [
         from_service_deployment(b, task_definitions.get(b.get("targetServiceRevisionArn", "")), cluster, service)
         for b in briefs
@@ -201,7 +201,7 @@ def _resolve_to(aws: Aws, family: str, to: str) -> str:
             raise NotFoundError(
                 f"revision {reference} does not exist: list them with `opskit revisions --family {family}`"
             ) from exc
-        raise _aws_error(exc) from exc
+        raise aws_error(exc) from exc
     return str(answer["taskDefinition"]["taskDefinitionArn"])
 
 
@@ -218,5 +218,5 @@ def _check_image(aws: Aws, container: dict[str, Any]) -> ImageCheck:
     except botocore.exceptions.ClientError as exc:
         if exc.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
             return ImageCheck(str(container.get("name")), image, False, ref.digest)
-        raise _aws_error(exc) from exc
+        raise aws_error(exc) from exc
     return ImageCheck(str(container.get("name")), image, True, str(found["imageDigest"]))

@@ -17,6 +17,8 @@ import difflib
 import json
 from typing import Any
 
+from opskit.library.masking import mask
+
 # Returned by DescribeTaskDefinition, refused by RegisterTaskDefinition (notes: aws-facts). Only these go:
 # an allowlist of what to keep would silently drop every field ECS adds after opskit was written.
 READ_ONLY_FIELDS = frozenset(
@@ -32,6 +34,15 @@ READ_ONLY_FIELDS = frozenset(
         "deleteRequestedAt",
     }
 )
+
+
+MAX_BODY_BYTES = 64 * 1024  # ECS refuses a RegisterTaskDefinition request larger than this
+
+
+def body_size(body: dict[str, Any]) -> int:
+    """Bytes of ``body`` as registered (compact JSON, as :meth:`opskit.aws.Aws.call_json` sends it), plus room for
+    the commit tag a release adds."""
+    return len(json.dumps(body, separators=(",", ":")).encode()) + len('"tags":[{"key":"commit","value":""}],') + 40
 
 
 def registrable(described: dict[str, Any]) -> dict[str, Any]:
@@ -54,11 +65,12 @@ def same_body(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def diff(live: dict[str, Any], new: dict[str, Any], *, live_name: str = "live", new_name: str = "new") -> list[str]:
-    """A unified diff of two bodies as pretty JSON, read-only fields left out; empty when they are the same."""
+    """A unified diff of two bodies as pretty JSON, read-only fields left out and values masked (environment,
+    where secrets come from), so that however much context it shows it never shows them; empty when the same."""
     return list(
         difflib.unified_diff(
-            _pretty(registrable(live)).splitlines(),
-            _pretty(registrable(new)).splitlines(),
+            _pretty(mask(registrable(live))).splitlines(),
+            _pretty(mask(registrable(new))).splitlines(),
             fromfile=live_name,
             tofile=new_name,
             lineterm="",

@@ -29,6 +29,7 @@ import botocore.exceptions
 import ipywidgets as widgets
 import pandas as pd
 
+from opskit.aws import aws_error
 from opskit.errors import OpskitError
 from opskit.progress import ProgressEvent
 from opskit.widgets.style import block, style_sheet
@@ -75,7 +76,7 @@ class MessageArea(widgets.HTML):  # type: ignore[misc]  # ipywidgets has no type
         detail = "".join(traceback.format_exception(exc))
         text = " ".join(str(exc).split())
         if isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
-            self.show("error", f"the AWS call failed: {text}: check the target (region, endpoint, credentials)", detail)
+            self.show("error", str(aws_error(exc)), detail)  # the words the command line would use
         else:
             self.show(
                 "error", f"unexpected error (a bug in opskit, please report it): {type(exc).__name__}: {text}", detail

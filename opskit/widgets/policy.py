@@ -21,7 +21,7 @@ import pandas as pd
 
 from opskit.checks import SEVERITIES, Finding, Snapshot, Target, checks_for, findings_frame, run_checks, summary
 from opskit.library import RevisionLibrary
-from opskit.widgets.common import Background, MessageArea, frame_html
+from opskit.widgets.common import Background, MessageArea, frame_html, guard
 from opskit.widgets.style import block, button, checkbox, field, form, heading, style_sheet
 
 ALL = "(all)"
@@ -102,7 +102,9 @@ class PolicyReport(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
 
     def run(self) -> bool:
         """Sync the library and run the checks in the background; False if a run is going on."""
-        target, hardening = self.target(), self.hardening.value
+        target, hardening = guard(self.messages, self.target), self.hardening.value
+        if target is None:  # a malformed name: the message says which
+            return False
         self.messages.info(f"syncing the library and checking {target.describe()} ...")
 
         def job() -> list[Finding]:

@@ -45,7 +45,8 @@ def test_an_aws_failure_opskit_did_not_translate_says_so_in_one_line() -> None:
 
     work.start("the sync", unreachable)
     work.wait(5)
-    assert messages.text.startswith("the AWS call failed: Could not connect to the endpoint URL")
+    assert messages.text.startswith("cannot reach AWS (Could not connect to the endpoint URL")
+    assert "check the region, the endpoint URL and the network" in messages.text
     assert "\n" not in messages.text
 
 

@@ -98,5 +98,5 @@ def test_an_unreachable_account_is_a_message_not_a_traceback() -> None:
         browser = RevisionBrowser(library, sync=True)
         browser.wait(WAIT)
     assert browser.messages.kind == "error"
-    assert browser.messages.text.startswith("the AWS call failed: Could not connect to the endpoint URL")
+    assert browser.messages.text.startswith("cannot reach AWS (Could not connect to the endpoint URL")
     assert not browser.sync_button.disabled
