@@ -108,7 +108,7 @@ class Store:
         if self.path == ":memory:":
             return self._create(sqlite3.connect(":memory:", check_same_thread=False))
         assert isinstance(self.path, Path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.path.exists():
             problem: str | None
             conn: sqlite3.Connection | None = None
@@ -125,6 +125,9 @@ class Store:
         return self._create(self._connect())
 
     def _connect(self) -> sqlite3.Connection:
+        # The cache keeps bodies unmasked (environment values included): readable by its owner only. SQLite gives
+        # its -wal and -shm files the database file's permissions.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -34,6 +34,17 @@ def test_the_default_cache_is_keyed_on_account_region_and_endpoint(sandbox: Sand
     assert CacheIdentity("123456789012", "eu-west-1", "").file_name != aws
 
 
+def test_the_cache_is_readable_by_its_owner_only(sandbox: Sandbox, tmp_path: Path) -> None:
+    """It keeps revision bodies unmasked, environment values included."""
+    seed(sandbox, "web", 3)
+    folder = tmp_path / "fresh" / "cache"
+    library = library_of(sandbox, folder)
+    library.sync(include=["revisions"])
+    files = [Path(library.cache_path), *Path(library.cache_path).parent.glob("*-wal")]
+    assert files and all(f.stat().st_mode & 0o777 == 0o600 for f in files), [oct(f.stat().st_mode) for f in files]
+    assert folder.stat().st_mode & 0o777 == 0o700
+
+
 def test_the_cache_directory_comes_from_the_environment(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
