@@ -10,17 +10,9 @@ import pytest
 
 from opskit.sandbox import Sandbox
 from tests.cleanup.conftest import World as CleanupWorld
-from tests.cleanup.conftest import build_world
+from tests.cleanup.conftest import build_world, quiet, state_dirs  # noqa: F401  (quiet, state_dirs: fixtures)
 from tests.release.conftest import World as ReleaseWorld
 from tests.release.conftest import build_release_world
-
-
-@pytest.fixture(autouse=True)
-def state_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Journals and library caches under the test's own folder."""
-    monkeypatch.setenv("OPSKIT_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("OPSKIT_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path
 
 
 @pytest.fixture
@@ -30,13 +22,6 @@ def release_world(sandbox: Sandbox, docker_client: Any, tmp_path: Path) -> Relea
 
 
 @pytest.fixture
-def quiet() -> Any:
-    """An empty sandbox 60x faster than AWS, throttling at AWS's (scaled) rates; tasks run simulated."""
-    with Sandbox(seed=None, time_scale=60, docker=False, registry=False, fault_seed=5) as sb:
-        yield sb
-
-
-@pytest.fixture
-def cleanup_world(quiet: Sandbox) -> CleanupWorld:
+def cleanup_world(quiet: Sandbox) -> CleanupWorld:  # noqa: F811
     """Two families (web, api) of 14 revisions with services, rollback history, a pinned revision and images."""
     return build_world(quiet)
