@@ -150,9 +150,11 @@ class ContainerRunner:
         self._watcher.join(timeout=10)
         for container in self._containers():
             self._force_remove(container)
-        for reference in self._pulled:  # as the ECS agent cleans up images; other tags keep their data
+        # As the ECS agent cleans up images; other tags keep their data, and so do parent layers, which a build
+        # running meanwhile may be using as its cache.
+        for reference in self._pulled:
             with contextlib.suppress(Exception):
-                self.docker.images.remove(reference)
+                self.docker.images.remove(reference, noprune=True)
 
     # -- workers ---------------------------------------------------------------------------------------------
     def _run(self, task_id: str, specs: list[ContainerSpec]) -> None:

@@ -37,7 +37,7 @@ def images(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
         built[name], _ = docker_client.images.build(path=str(context), tag=f"opskit-test/ecr-push:{unique}", rm=True)
     yield built
     for image in built.values():
-        docker_client.images.remove(image.id, force=True)  # with every tag and pushed digest it gained
+        docker_client.images.remove(image.id, force=True, noprune=True)  # with every tag and digest it gained
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def local_tags(docker_client: Any) -> Iterator[list[str]]:
     yield tags
     for tag in tags:
         with contextlib.suppress(docker.errors.ImageNotFound):
-            docker_client.images.remove(tag)
+            docker_client.images.remove(tag, noprune=True)
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_a_built_image_pushed_through_the_sandbox_shows_up_in_describe_images(
     assert images_model.pullable(f"{uri}:3f2a9c1") and images_model.pullable(f"{uri}@{digest}")
 
     # and back: the engine pulls it by tag through the proxy
-    docker_client.images.remove(f"{uri}:3f2a9c1")
+    docker_client.images.remove(f"{uri}:3f2a9c1", noprune=True)
     local_tags.remove(f"{uri}:3f2a9c1")
     pulled = docker_client.images.pull(uri, tag="3f2a9c1", auth_config=images_model.pull_credentials())
     local_tags.append(f"{uri}:3f2a9c1")

@@ -106,7 +106,7 @@ def stand_in_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory)
     )
     docker_client.images.build(path=str(context), tag=STAND_IN_IMAGE, rm=True)
     yield STAND_IN_IMAGE
-    docker_client.images.remove(STAND_IN_IMAGE)
+    docker_client.images.remove(STAND_IN_IMAGE, noprune=True)
 
 
 def test_without_the_binary_the_registry_image_runs_in_the_engine(

@@ -6,6 +6,7 @@ where the runner takes them from (as the ECS agent does when a pull fails and th
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 import uuid
@@ -27,12 +28,12 @@ SECOND = 1_000_000_000
 def images(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     built = {}
     for name, cmd in (("sleeper", "sleep 3600"), ("crasher", "exit 3")):
-        tag = f"opskit-test/runner:{name}"
+        tag = f"opskit-test/runner:{name}-{os.getpid()}"  # xdist workers share the engine
         docker_client.images.build(path=str(make_context(tmp_path_factory.mktemp(name), cmd=cmd)), tag=tag, rm=True)
         built[name] = tag
     yield built
     for tag in built.values():
-        docker_client.images.remove(tag, force=True)
+        docker_client.images.remove(tag, force=True, noprune=True)
 
 
 class Reports:

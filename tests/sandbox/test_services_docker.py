@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def sandbox(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield sb
     for image_id in built:  # the runner untagged what it pulled when the sandbox closed: often gone already
         with contextlib.suppress(docker.errors.ImageNotFound):
-            docker_client.images.remove(image_id, force=True)
+            docker_client.images.remove(image_id, force=True, noprune=True)
 
 
 def push_images(sandbox: Sandbox, docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
@@ -52,14 +53,14 @@ def push_images(sandbox: Sandbox, docker_client: Any, tmp_path_factory: pytest.T
     user, _, password = base64.b64decode(token).decode().partition(":")
     built = []
     for tag, cmd in (("ok", "sleep 3600"), ("crash", "exit 3")):
-        context = make_context(tmp_path_factory.mktemp(tag), cmd=cmd, marker=f"services-{tag}")
+        context = make_context(tmp_path_factory.mktemp(tag), cmd=cmd, marker=f"services-{tag}-{os.getpid()}")
         image, _ = docker_client.images.build(path=str(context), rm=True)
         image.tag(uri, tag)
         for line in docker_client.images.push(
             uri, tag=tag, stream=True, decode=True, auth_config={"username": user, "password": password}
         ):
             assert "error" not in line, line
-        docker_client.images.remove(f"{uri}:{tag}")
+        docker_client.images.remove(f"{uri}:{tag}", noprune=True)
         built.append(image.id)
     return built
 
@@ -160,4 +161,4 @@ def test_closing_the_sandbox_removes_its_containers(docker_client: Any, tmp_path
         label = f"{LABEL_SANDBOX}={sandbox.account_id}-{sandbox.port}"
         assert len(docker_client.containers.list(sparse=True, filters={"label": label})) == 2
     assert docker_client.containers.list(all=True, sparse=True, filters={"label": label}) == []
-    docker_client.images.remove("opskit-test/closing:1", force=True)
+    docker_client.images.remove("opskit-test/closing:1", force=True, noprune=True)
