@@ -30,8 +30,19 @@ from opskit.errors import AwsError, ConfigError
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_ATTEMPTS = 10
 RESUMES = "as opskit resumes where it stopped"
-# Throttling codes botocore retries (with the 5xx answers) until its attempts run out.
-_THROTTLED = frozenset({"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"})
+# The error codes AWS throttles with; botocore retries them (and 5xx answers) until its attempts run out.
+THROTTLE_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+    }
+)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -179,7 +190,7 @@ def aws_error(exc: Exception) -> AwsError:
         if code in ("AccessDeniedException", "AccessDenied"):
             return AwsError(f"AWS denied access ({message}): use credentials allowed to release to ECS and ECR")
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if status >= 500 or code in _THROTTLED:  # botocore retried it as long as it may: AWS's trouble, for now
+        if status >= 500 or code in THROTTLE_CODES:  # botocore retried it as long as it may: AWS's trouble, for now
             tries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0) + 1
             return AwsError(
                 f"AWS kept failing {exc.operation_name} ({code}: {message}) after {tries} attempts: "

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import botocore.exceptions
 
+from opskit.aws import THROTTLE_CODES
 from opskit.errors import AwsError
 
 T = TypeVar("T")
@@ -33,19 +34,6 @@ SERVICE_READ = "service-read"
 SERVICE_DEPLOYMENT_READ = "service-deployment-read"
 TASK_DEFINITION_MODIFY = "task-definition-modify"  # RegisterTaskDefinition, DeregisterTaskDefinition
 TASK_DEFINITION_DELETE = "task-definition-deletion"  # DeleteTaskDefinitions
-
-THROTTLE_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "SlowDown",
-    }
-)
 
 
 @dataclass(frozen=True)
