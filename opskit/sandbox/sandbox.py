@@ -30,8 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from moto.moto_server.werkzeug_app import MotoRequestHandler
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from opskit.aws import Aws
@@ -85,7 +84,7 @@ def _claim_account(preferred: str) -> str:
         return account
 
 
-class _RequestHandler(MotoRequestHandler):
+class _RequestHandler(WSGIRequestHandler):
     def log_error(self, format: str, *args: Any) -> None:
         if args and args[0] == 400:
             return  # docker tries TLS first on every registry host: a "bad request version" per push is expected
