@@ -1,8 +1,10 @@
-"""The AWS boundary: the one place that makes boto3 sessions and clients.
+"""The AWS boundary: the one place that makes boto3 sessions and clients, and translates their failures.
 
 Everything else receives an :class:`Aws` and asks it for clients, so region, profile, endpoint and the
-retry policy are decided here once. The sandbox is reached through the same path: an explicit
-``endpoint_url`` or the standard ``AWS_ENDPOINT_URL`` environment variable.
+retry policy are decided here once, by botocore's own rules: ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the profile,
+``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` (unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``),
+``AWS_RETRY_MODE`` and ``AWS_MAX_ATTEMPTS``; an explicit argument wins over each. The sandbox is reached through the
+same path. A client's every failure arrives as one :class:`~opskit.errors.AwsError` (:mod:`opskit.aws_errors`).
 
 >>> aws = Aws(region="us-east-1", endpoint_url="http://127.0.0.1:4566")
 >>> aws.client("ecs").meta.region_name
@@ -18,33 +20,22 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore
 import botocore.config
 import botocore.exceptions
+import botocore.session
 
+from opskit.aws_errors import RESUMES, THROTTLE_CODES, aws_error
 from opskit.errors import AwsError, ConfigError
 
-DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_ATTEMPTS = 10
-RESUMES = "as opskit resumes where it stopped"
-# The error codes AWS throttles with; botocore retries them (and 5xx answers) until its attempts run out.
-THROTTLE_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "SlowDown",
-    }
-)
-P = ParamSpec("P")
-T = TypeVar("T")
+DEFAULT_RETRY_MODE = "standard"
+# Hosts of AWS's own endpoints: any other endpoint is the user's (the sandbox, a proxy, a local stack).
+AWS_HOSTS = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov")
 
 # What a raw call sends and what it got back; per thread, since clients are shared.
 _raw = threading.local()
@@ -61,10 +52,10 @@ def _keep_raw_answer(http_response: Any, **_: Any) -> None:
         _raw.answer = json.loads(http_response.content or b"{}")
 
 
-def _configured_attempts(session: Any) -> int:
+def _configured_attempts(session: botocore.session.Session) -> int:
     """AWS_MAX_ATTEMPTS or the profile's max_attempts, as every AWS SDK reads them; 10 when neither is set."""
     try:
-        configured = session._session.get_config_variable("max_attempts")
+        configured = session.get_config_variable("max_attempts")
     except ValueError:
         configured = 0
     if configured is None:
@@ -77,12 +68,99 @@ def _configured_attempts(session: Any) -> int:
     return int(configured)
 
 
+def _configured_retry_mode(session: botocore.session.Session) -> str:
+    """AWS_RETRY_MODE or the profile's retry_mode (legacy, standard, adaptive); standard when neither is set."""
+    mode = session.get_config_variable("retry_mode") or DEFAULT_RETRY_MODE
+    if mode not in ("legacy", "standard", "adaptive"):
+        raise ConfigError(
+            f"AWS_RETRY_MODE (or retry_mode in the AWS profile) is {mode!r}: set it to standard, adaptive or legacy"
+        )
+    return str(mode)
+
+
+class _Pages:
+    """A paginator's pages, with failures translated as the client's are."""
+
+    def __init__(self, pages: Any, translate: Callable[[Exception], AwsError]) -> None:
+        self._pages, self._translate = pages, translate
+
+    def __iter__(self) -> Any:
+        iterator = iter(self._pages)
+        while True:
+            try:
+                page = next(iterator)
+            except StopIteration:
+                return
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise self._translate(exc) from exc
+            yield page
+
+    def build_full_result(self) -> Any:
+        try:
+            return self._pages.build_full_result()
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._translate(exc) from exc
+
+
+class _Paginator:
+    def __init__(self, paginator: Any, translate: Callable[[Exception], AwsError]) -> None:
+        self._paginator, self._translate = paginator, translate
+
+    def paginate(self, **params: Any) -> _Pages:
+        return _Pages(self._paginator.paginate(**params), self._translate)
+
+
+class Client:
+    """A boto3 client whose every failure is an :class:`~opskit.errors.AwsError`: API methods, paginators and
+    waiters as boto3 has them; ``meta`` and the rest as they are. ``boto3_client`` is the client itself."""
+
+    def __init__(self, client: Any, translate: Callable[[Exception], AwsError]) -> None:
+        self.boto3_client = client
+        self._translate = translate
+        self._operations = frozenset(client.meta.method_to_api_mapping)
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.boto3_client, name)
+        if name in self._operations or name == "get_waiter":
+            return self._translating(attribute)
+        if name == "get_paginator":
+            return lambda operation: _Paginator(attribute(operation), self._translate)
+        return attribute
+
+    def _translating(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        translate = self._translate
+
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                answer = method(*args, **kwargs)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise translate(exc) from exc
+            if hasattr(answer, "wait"):  # a waiter: its wait fails the same way
+                return Client._Waiter(answer, translate)
+            return answer
+
+        return call
+
+    class _Waiter:
+        def __init__(self, waiter: Any, translate: Callable[[Exception], AwsError]) -> None:
+            self._waiter, self._translate = waiter, translate
+
+        def wait(self, **params: Any) -> None:
+            try:
+                self._waiter.wait(**params)
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+                raise self._translate(exc) from exc
+
+
 @dataclass
 class Aws:
     """Where opskit talks to AWS (or the sandbox), and how.
 
-    ``max_attempts`` is the *total* number of attempts botocore makes per call (``standard`` retry mode:
-    exponential backoff with jitter, throttles, 5xx and lost connections retried); by default the AWS setting
+    ``region``, ``profile`` and ``endpoint_url`` override the AWS environment; left out, botocore resolves them as
+    every AWS SDK does, and no region at all is an error (opskit never guesses one). ``max_attempts`` is the
+    *total* number of attempts botocore makes per call (``AWS_RETRY_MODE``, standard by default: exponential
+    backoff with jitter, throttles, 5xx and lost connections retried); by default the AWS setting
     (``AWS_MAX_ATTEMPTS``, or ``max_attempts`` in the profile), else 10.
     """
 
@@ -93,48 +171,70 @@ class Aws:
     max_pool_connections: int = 32
     access_key_id: str | None = field(default=None, repr=False)
     secret_access_key: str | None = field(default=None, repr=False)
+    retry_mode: str = field(default=DEFAULT_RETRY_MODE, init=False)
     _session: Any = field(default=None, init=False, repr=False)
     _clients: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.endpoint_url = self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        self.endpoint_url = self.endpoint_url or None
         if self.endpoint_url is not None and not re.match(r"^https?://[^\s/?#]+", self.endpoint_url):
             raise ConfigError(
                 f"endpoint {self.endpoint_url!r} is not an http(s) URL: pass one such as http://127.0.0.1:4566, "
                 "or none for AWS"
             )
+        core = botocore.session.Session()
         try:
             self._session = boto3.Session(
+                botocore_session=core,
                 profile_name=self.profile,
-                region_name=self.region,
+                region_name=self.region or None,
                 aws_access_key_id=self.access_key_id,
                 aws_secret_access_key=self.secret_access_key,
             )
-        except botocore.exceptions.ProfileNotFound as exc:
-            raise ConfigError(
-                f"AWS profile {self.profile!r} is not configured: check ~/.aws/config or pass another --profile"
-            ) from exc
-        self.region = self._session.region_name or DEFAULT_REGION
+            # boto3 reads AWS_DEFAULT_REGION and the profile; AWS_REGION, which the other SDKs and CI actions set,
+            # comes next.
+            region = self._session.region_name or os.environ.get("AWS_REGION") or None
+        except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+            raise ConfigError(aws_error(exc).message) from exc
+        if not region:
+            raise ConfigError(aws_error(botocore.exceptions.NoRegionError()).message)
+        self.region = region
+        self.retry_mode = _configured_retry_mode(core)
         if self.max_attempts is None:
-            self.max_attempts = _configured_attempts(self._session)
+            self.max_attempts = _configured_attempts(core)
 
     def client(self, service: str) -> Any:
-        """A boto3 client for ``service``, made once and shared (boto3 clients are thread-safe)."""
+        """A boto3 client for ``service`` (a :class:`Client`: failures are :class:`AwsError`), made once and
+        shared (boto3 clients are thread-safe)."""
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self._session.client(
-                    service, region_name=self.region, endpoint_url=self.endpoint_url, config=self._config()
-                )
+                self._clients[service] = Client(self._new_client(service, self._config()), self.translate)
             return self._clients[service]
+
+    def translate(self, exc: Exception) -> AwsError:
+        """``exc`` from a call to AWS as the one line a user acts on (:func:`opskit.aws_errors.aws_error`)."""
+        return aws_error(exc, region=self.region, known_regions=self._known_regions())
+
+    def endpoint(self, service: str = "ecs") -> str:
+        """The endpoint URL a client of ``service`` calls, as botocore resolved it."""
+        return str(self.client(service).meta.endpoint_url)
+
+    @property
+    def custom_endpoint(self) -> str | None:
+        """The ECS endpoint when it is not AWS's own (the sandbox, a proxy), else None: what caches and messages
+        tell worlds apart by."""
+        url = self.endpoint("ecs")
+        host = (urlsplit(url).hostname or "").lower()
+        return None if host.endswith(AWS_HOSTS) else url.rstrip("/")
 
     def call_json(self, service: str, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         """Call a JSON-protocol ``operation`` with exactly ``body`` and return the answer exactly as sent.
 
         botocore only sends and returns the fields its installed model knows; ECS adds task-definition fields
         often (restartPolicy, enableFaultInjection ...). Copying a revision through the model would silently drop
-        them, so revisions are read and registered through this instead. Errors and retries are botocore's as usual.
-        Timestamps come back as epoch seconds.
+        them, so revisions are read and registered through this instead. Retries are botocore's as usual; failures
+        are :class:`AwsError`. Timestamps come back as epoch seconds.
         """
         client = self._raw_client(service)
         _raw.body, _raw.answer = body, None
@@ -142,6 +242,8 @@ class Aws:
             getattr(client, botocore.xform_name(operation))()
             answer: dict[str, Any] = _raw.answer or {}
             return answer
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self.translate(exc) from exc
         finally:
             _raw.body = _raw.answer = None
 
@@ -149,70 +251,36 @@ class Aws:
         key = f"raw:{service}"
         with self._lock:
             if key not in self._clients:
-                client = self._session.client(
-                    service,
-                    region_name=self.region,
-                    endpoint_url=self.endpoint_url,
-                    config=self._config().merge(botocore.config.Config(parameter_validation=False)),
-                )
+                config = self._config().merge(botocore.config.Config(parameter_validation=False))
+                client = self._new_client(service, config)
                 client.meta.events.register("before-call", _send_raw_body)
                 client.meta.events.register("after-call", _keep_raw_answer)
                 self._clients[key] = client
             return self._clients[key]
 
+    def _new_client(self, service: str, config: botocore.config.Config) -> Any:
+        try:
+            # No endpoint unless one was passed: botocore resolves AWS_ENDPOINT_URL(_<SERVICE>) and the profile's.
+            extra = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
+            return self._session.client(service, region_name=self.region, config=config, **extra)
+        except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+            raise ConfigError(aws_error(exc).message) from exc
+
     def _config(self) -> botocore.config.Config:
         return botocore.config.Config(
-            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+            retries={"mode": self.retry_mode, "total_max_attempts": self.max_attempts},
             max_pool_connections=self.max_pool_connections,
             connect_timeout=10,
             read_timeout=60,
         )
 
+    def _known_regions(self) -> frozenset[str]:
+        """The regions the installed botocore knows ECS in (read only to explain an unreachable endpoint)."""
+        return frozenset(self._session.get_available_regions("ecs"))
+
     @property
     def account_id(self) -> str:
-        try:
-            return str(self.client("sts").get_caller_identity()["Account"])
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise aws_error(exc) from exc
+        return str(self.client("sts").get_caller_identity()["Account"])
 
 
-def aws_error(exc: Exception) -> AwsError:
-    """A failed AWS call as the one line a user acts on: credentials, region, access, or what AWS said."""
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return AwsError("no AWS credentials found: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
-    if isinstance(exc, botocore.exceptions.ClientError):
-        code = exc.response["Error"]["Code"]
-        message = " ".join(str(exc.response["Error"].get("Message", "")).split())
-        if code in ("ExpiredTokenException", "ExpiredToken", "RequestExpired"):
-            return AwsError(f"AWS credentials have expired ({code}): refresh them (aws sso login, or new keys)")
-        if code in ("UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException"):
-            return AwsError(f"AWS rejected the credentials ({code}): check AWS_PROFILE or the access keys")
-        if code in ("AccessDeniedException", "AccessDenied"):
-            return AwsError(f"AWS denied access ({message}): use credentials allowed to release to ECS and ECR")
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        if status >= 500 or code in THROTTLE_CODES:  # botocore retried it as long as it may: AWS's trouble, for now
-            tries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0) + 1
-            return AwsError(
-                f"AWS kept failing {exc.operation_name} ({code}: {message}) after {tries} attempts: "
-                f"run it again later, {RESUMES}"
-            )
-        return AwsError(f"AWS said {code}: {message}")
-    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
-        return AwsError(f"cannot reach AWS ({exc}): check the region, the endpoint URL and the network")
-    if isinstance(exc, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
-        reason = " ".join(str(exc).split())  # dropped connections and timeouts, after botocore's retries
-        return AwsError(f"lost the connection to AWS ({reason}): check the network, then run it again, {RESUMES}")
-    return AwsError(" ".join(str(exc).split()))
-
-
-def translated(function: Callable[P, T]) -> Callable[P, T]:
-    """``function`` with AWS's refusals (and an unreachable AWS) raised as one-line :class:`AwsError`."""
-
-    @functools.wraps(function)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return function(*args, **kwargs)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise aws_error(exc) from exc
-
-    return wrapper
+__all__ = ["RESUMES", "THROTTLE_CODES", "Aws", "AwsError", "Client", "aws_error"]

@@ -40,4 +40,24 @@ class DockerUnavailableError(OpskitError):
 
 
 class AwsError(OpskitError):
-    """An AWS call failed for a reason the user can act on (credentials, region, permissions)."""
+    """An AWS call failed for a reason the user can act on (credentials, region, permissions), in one line.
+
+    Raised by :mod:`opskit.aws` for every failure of a call; code that decides on one AWS answer reads ``code``
+    (AWS's error code, such as ``ServiceNotFoundException``) and ``aws_message`` instead of catching botocore's types.
+    ``transient`` is true where AWS throttled or failed on its side and botocore's retries ran out.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        operation: str | None = None,
+        aws_message: str = "",
+        transient: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.operation = operation
+        self.aws_message = aws_message
+        self.transient = transient

@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import botocore.exceptions
-
 from opskit.aws import Aws
 from opskit.cleanup.guard import Guard
 from opskit.cleanup.images_apply import apply_images
@@ -34,7 +32,6 @@ from opskit.library.pacing import (
     TASK_DEFINITION_DELETE,
     TASK_DEFINITION_MODIFY,
     TASK_DEFINITION_READ,
-    THROTTLE_CODES,
     Pacer,
 )
 from opskit.progress import Progress, ProgressEvent, ignore
@@ -81,13 +78,8 @@ def apply_cleanup(
             revisions = _Revisions(plan, aws, pacer, run, progress, guard)
             revisions.run()
             images = apply_images(plan, aws, pacer, run, progress, revisions.final, guard.live)
-        except botocore.exceptions.ClientError as exc:
+        except AwsError as exc:
             raise _stopped(exc, run) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise AwsError(
-                f"lost AWS ({type(exc).__name__}: {exc}): what was done is journaled in {run.path}; "
-                "run the cleanup again to resume"
-            ) from exc
         result = CleanupResult(
             plan=plan,
             revision_outcomes=revisions.final,
@@ -114,18 +106,27 @@ def _open_run(folder: Path, plan: CleanupPlan) -> CleanupRun:
     return run
 
 
-def _stopped(exc: botocore.exceptions.ClientError, run: CleanupRun) -> AwsError:
-    code = exc.response.get("Error", {}).get("Code", "")
-    message = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    if status >= 500 or code in THROTTLE_CODES:  # nothing for the user to fix: AWS's own trouble, retried already
+def _stopped(exc: AwsError, run: CleanupRun) -> AwsError:
+    """Why the run stopped, with where its journal is: a rerun resumes from there."""
+    if exc.code is None:  # AWS never answered (the network, the endpoint) or opskit could not ask
         return AwsError(
-            f"AWS kept failing {exc.operation_name} ({code}: {message}): run the cleanup again later to resume "
-            f"(journal: {run.path})"
+            f"lost AWS ({exc}): what was done is journaled in {run.path}; run the cleanup again to resume",
+            transient=True,
+        )
+    detail = f"{exc.operation} ({exc.code}: {exc.aws_message})"
+    if exc.transient:  # nothing for the user to fix: AWS's own trouble, retried already
+        return AwsError(
+            f"AWS kept failing {detail}: run the cleanup again later to resume (journal: {run.path})",
+            code=exc.code,
+            operation=exc.operation,
+            aws_message=exc.aws_message,
+            transient=True,
         )
     return AwsError(
-        f"AWS refused {exc.operation_name} ({code}: {message}): fix that, then run the cleanup again to resume "
-        f"(journal: {run.path})"
+        f"AWS refused {detail}: fix that, then run the cleanup again to resume (journal: {run.path})",
+        code=exc.code,
+        operation=exc.operation,
+        aws_message=exc.aws_message,
     )
 
 
@@ -196,7 +197,7 @@ class _Revisions:
                 return outcome(d.arn, "skipped", step="deregister", detail=protected[d.key], status_after=d.status)
             try:
                 self.ecs.deregister_task_definition(taskDefinition=d.arn)
-            except botocore.exceptions.ClientError as exc:
+            except AwsError as exc:
                 return _refused(d, exc, "deregister")
             return outcome(d.arn, "deregistered", step="deregister", status_after="INACTIVE")
 
@@ -215,7 +216,7 @@ class _Revisions:
                 return out
             try:
                 answer = self.ecs.delete_task_definitions(taskDefinitions=[d.arn for d in go])
-            except botocore.exceptions.ClientError as exc:
+            except AwsError as exc:
                 return out + [_refused(d, exc, "delete") for d in go]
             return out + _delete_outcomes(go, answer)
 
@@ -315,11 +316,9 @@ def _initial(d: RevisionDecision) -> dict[str, Any]:
     return outcome(d.arn, "pending", status_after=d.status)
 
 
-def _refused(d: RevisionDecision, exc: botocore.exceptions.ClientError, step: str) -> dict[str, Any]:
-    code = str(exc.response.get("Error", {}).get("Code", ""))
-    message = " ".join(str(exc.response.get("Error", {}).get("Message", "")).split())
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    if code in THROTTLE_CODES or code in _FATAL or status >= 500:
+def _refused(d: RevisionDecision, exc: AwsError, step: str) -> dict[str, Any]:
+    code, message = exc.code or "", exc.aws_message
+    if exc.code is None or exc.transient or code in _FATAL:
         raise exc  # throttles: the pacer waits and tries again; the rest stop the run (it resumes later)
     if step == "deregister" and "inactive" in message.lower():
         return outcome(d.arn, "already", step=step, detail="already INACTIVE", status_after="INACTIVE")

@@ -10,16 +10,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import botocore.exceptions
-
-from opskit.aws import Aws, translated
+from opskit.aws import Aws
 from opskit.cleanup.images import INDEX_MEDIA_TYPES
 from opskit.cleanup.live import LiveState
 from opskit.cleanup.options import CleanupOptions
 from opskit.cleanup.plan import CleanupPlan, make_plan
 from opskit.cleanup.revisions import Inventory
 from opskit.cleanup.runs import runs_folder, unfinished_run
-from opskit.errors import NotFoundError
+from opskit.errors import AwsError, NotFoundError
 from opskit.library import RevisionLibrary
 from opskit.records import ImageRecord
 
@@ -32,7 +30,6 @@ MANIFEST_TYPES = [
 ]
 
 
-@translated
 def plan_cleanup(
     source: Aws | RevisionLibrary,
     options: CleanupOptions | None = None,
@@ -113,7 +110,9 @@ def index_children(aws: Aws, images: list[ImageRecord]) -> dict[str, tuple[str, 
             ids = [{"imageDigest": i.digest} for i in indexes[start : start + BATCH_GET]]
             try:
                 answer = ecr.batch_get_image(repositoryName=repository, imageIds=ids, acceptedMediaTypes=MANIFEST_TYPES)
-            except botocore.exceptions.ClientError:
+            except AwsError as exc:
+                if exc.code is None:
+                    raise  # AWS lost, not a refusal
                 continue  # unread: the plan then keeps every untagged image of this repository
             for found in answer.get("images") or []:
                 try:

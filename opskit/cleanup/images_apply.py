@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-import botocore.exceptions
-
 from opskit.aws import Aws
 from opskit.cleanup.images import ImageDecision, refers_to
 from opskit.cleanup.live import LiveState
@@ -20,6 +18,7 @@ from opskit.cleanup.plan import CleanupPlan
 from opskit.cleanup.result import outcome
 from opskit.cleanup.revisions import revision_key
 from opskit.cleanup.runs import CleanupRun
+from opskit.errors import AwsError
 from opskit.library.pacing import TASK_DEFINITION_READ, Pacer
 from opskit.progress import Progress, ProgressEvent
 from opskit.records import ImageRecord, ImageRef
@@ -110,8 +109,8 @@ class _Checker:
                 repositoryName=repository,
                 imageIds=[{"imageDigest": d.digest} for d in go],
             )
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "RepositoryNotFoundException":
+        except AwsError as exc:
+            if exc.code != "RepositoryNotFoundException":
                 raise
             return out + [outcome(d.key, "gone", step="delete", detail="the repository is gone") for d in go]
         deleted = {i.get("imageDigest") for i in answer.get("imageIds") or []}
@@ -165,8 +164,8 @@ class _Checker:
         while True:
             try:
                 page = self.pacer.call(None, self.ecr.list_images, **params)
-            except botocore.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "RepositoryNotFoundException":
+            except AwsError as exc:
+                if exc.code == "RepositoryNotFoundException":
                     return {}
                 raise
             for image_id in page.get("imageIds") or []:

@@ -17,10 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.exceptions
-
 from opskit.aws import Aws
 from opskit.cleanup.revisions import InUse, in_use, revision_key
+from opskit.errors import AwsError
 from opskit.library.pacing import SERVICE_READ, Pacer
 from opskit.library.rollback import from_service
 from opskit.library.rows import service_record
@@ -123,8 +122,8 @@ class LiveState:
         while True:
             try:
                 page = self.pacer.call(category, call, **params)
-            except botocore.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ClusterNotFoundException":
+            except AwsError as exc:
+                if exc.code == "ClusterNotFoundException":
                     return  # deleted since it was listed: nothing runs there
                 raise
             yield from page.get(key) or []

@@ -34,7 +34,7 @@ DONE_SUFFIX = ".done"
 
 def runs_folder(aws: Aws, journal_dir: Path | None = None) -> Path:
     """Where the runs of one profile, region and endpoint are kept."""
-    where = f"{aws.profile or 'default'}-{aws.region}-{aws.endpoint_url or 'aws'}"
+    where = f"{aws.profile or 'default'}-{aws.region}-{aws.custom_endpoint or 'aws'}"
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in where)
     return (journal_dir or state_dir()) / "journal" / "cleanup" / safe
 

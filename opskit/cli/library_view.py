@@ -132,7 +132,7 @@ def emit(frame: pd.DataFrame, output_format: str, output: Path | None, table_col
         export(frame, output, output_format)
         click.echo(f"opskit: wrote {len(frame)} rows to {output}", err=True)
         return
-    stream = click.get_text_stream("stdout")
+    stream = sys.stdout
     export(frame, stream, output_format)
     if output_format == "json":
         stream.write("\n")

@@ -18,7 +18,10 @@ def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "--region", envvar=None, help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION / profile)."
             ),
             click.option("--profile", help="AWS profile (default: AWS_PROFILE)."),
-            click.option("--endpoint-url", help="AWS endpoint, e.g. the sandbox's (default: AWS_ENDPOINT_URL)."),
+            click.option(
+                "--endpoint-url",
+                help="AWS endpoint, e.g. the sandbox's (default: AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, profile).",
+            ),
         )
     ):
         command = option(command)

@@ -19,9 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.exceptions
-
 from opskit.aws import Aws
+from opskit.errors import AwsError
 from opskit.library.pacing import TASK_DEFINITION_READ, Pacer
 from opskit.library.rows import revision_rows
 from opskit.library.store import STATUS_ORDER, Store
@@ -69,8 +68,8 @@ def describe(aws: Aws, pacer: Pacer, arn: str) -> dict[str, Any] | None:
             "DescribeTaskDefinition",
             {"taskDefinition": arn, "include": ["TAGS"]},
         )
-    except botocore.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ClientException":
+    except AwsError as exc:
+        if exc.code == "ClientException":
             return None  # "Unable to describe task definition": deleted in between
         raise
 

@@ -15,9 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.exceptions
-
 from opskit.aws import Aws
+from opskit.errors import AwsError
 from opskit.library.pacing import SERVICE_DEPLOYMENT_READ, SERVICE_READ, Pacer
 from opskit.library.rollback import (
     from_service,
@@ -96,8 +95,8 @@ def sync_images(aws: Aws, store: Store, pacer: Pacer, *, workers: int = 8) -> In
                 repositoryName=repository["repositoryName"],
                 registryId=repository["registryId"],
             )
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "LifecyclePolicyNotFoundException":
+        except AwsError as exc:
+            if exc.code == "LifecyclePolicyNotFoundException":
                 return None
             raise
         return str(answer["lifecyclePolicyText"]) if answer.get("lifecyclePolicyText") else None
@@ -123,8 +122,8 @@ def _scan_frequencies(ecr: Any, pacer: Pacer, names: list[str]) -> dict[str, str
             answer = pacer.call(
                 None, ecr.batch_get_repository_scanning_configuration, repositoryNames=names[start : start + 25]
             )
-        except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+        except AwsError as exc:
+            code = exc.code
             if code not in _UNAVAILABLE:
                 raise
             log.info("scanning configurations unavailable (%s): using scanOnPush", code)
@@ -156,8 +155,8 @@ def sync_services(aws: Aws, store: Store, pacer: Pacer, *, workers: int = 8, his
     if use_apis and bodies:
         try:
             histories = _histories_from_apis(ecs, store, pacer, bodies, workers)
-        except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+        except AwsError as exc:
+            code = exc.code
             if history != "auto" or code not in _UNAVAILABLE:
                 raise
             log.info("service-deployment APIs unavailable (%s): using what DescribeServices shows", code)

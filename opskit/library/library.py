@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
-from opskit.aws import Aws, translated
+from opskit.aws import Aws
 from opskit.errors import ConfigError, NotFoundError
 from opskit.library import frames
 from opskit.library.export import export
@@ -105,7 +105,7 @@ class RevisionLibrary:
     def identity(self) -> CacheIdentity:
         if self._account_id is None:
             self._account_id = self.aws.account_id
-        return CacheIdentity(self._account_id, str(self.aws.region), (self.aws.endpoint_url or "").rstrip("/"))
+        return CacheIdentity(self._account_id, str(self.aws.region), self.aws.custom_endpoint or "")
 
     @property
     def cache_path(self) -> str | Path:
@@ -139,7 +139,6 @@ class RevisionLibrary:
             return work()
 
     # -- syncing ---------------------------------------------------------------------------------------------------
-    @translated  # what AWS refuses (credentials, region, access) is a one-line error, not a traceback
     def sync(
         self,
         *,

@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import botocore.exceptions
-
 from opskit.aws import THROTTLE_CODES
 from opskit.errors import AwsError
 
@@ -153,8 +151,8 @@ class Pacer:
                 self.calls[name] += 1
             try:
                 return function(*args, **kwargs)
-            except botocore.exceptions.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in THROTTLE_CODES:
+            except AwsError as exc:
+                if exc.code not in THROTTLE_CODES:
                     raise
                 with self._lock:
                     self.throttled[name] += 1

@@ -18,10 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
-
-from opskit.aws import Aws, aws_error
-from opskit.errors import ConflictError, OpskitError
+from opskit.aws import Aws
+from opskit.errors import AwsError, ConflictError, OpskitError
 from opskit.journal import Journal, state_dir
 from opskit.progress import Progress, ProgressEvent, ignore
 from opskit.release import images
@@ -126,13 +124,9 @@ def refusals(record: ReleaseRecord, journal: Journal) -> Iterator[None]:
     """A release or rollback stopped before its rollout settled: record and journal why, raise one line."""
     try:
         yield
-    except OpskitError as exc:
+    except OpskitError as exc:  # a user's error, or AWS refused or was lost (opskit.aws translated it)
         _refuse(record, journal, exc)
         raise
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:  # refused, or AWS lost
-        error = aws_error(exc)
-        _refuse(record, journal, error)
-        raise error from exc
 
 
 def _refuse(record: ReleaseRecord, journal: Journal, error: OpskitError) -> None:
@@ -158,8 +152,8 @@ def _ensure_repository(plan: ReleasePlan, aws: Aws, stages: Stages) -> None:
                 imageTagMutability="IMMUTABLE",
                 imageScanningConfiguration={"scanOnPush": True},
             )
-        except botocore.exceptions.ClientError as exc:
-            if exc.response["Error"]["Code"] != "RepositoryAlreadyExistsException":
+        except AwsError as exc:
+            if exc.code != "RepositoryAlreadyExistsException":
                 raise
 
 
@@ -204,8 +198,8 @@ def _build_and_push(
 def _digest_in_ecr(ecr: Any, plan: ReleasePlan) -> str | None:
     try:
         found = ecr.describe_images(repositoryName=plan.repository.name, imageIds=[{"imageTag": plan.tag}])
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
+    except AwsError as exc:
+        if exc.code in ("ImageNotFoundException", "RepositoryNotFoundException"):
             return None
         raise
     return str(found["imageDetails"][0]["imageDigest"])

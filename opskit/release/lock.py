@@ -24,10 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import botocore.exceptions
-
 from opskit.aws import Aws
-from opskit.errors import ConflictError
+from opskit.errors import AwsError, ConflictError
 
 LOCK_TAG = "opskit:release-lock"
 STALE_AFTER = 2 * 3600
@@ -87,7 +85,7 @@ def service_lock(
         _held.discard(key)
         # If AWS stopped answering, the release's own error is the one to show. The tag left behind is dead to
         # this process now, to this host once the process ends, and to everyone after ``stale_after``.
-        with contextlib.suppress(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        with contextlib.suppress(AwsError):
             ecs.untag_resource(resourceArn=service_arn, tagKeys=[key])
 
 
@@ -104,8 +102,8 @@ def _acquire(ecs: Any, arn: str, key: str, mine: str, force: bool, stale_after: 
             raise ConflictError(_busy(arn, live))
         try:
             ecs.tag_resource(resourceArn=arn, tags=[{"key": key, "value": mine}])
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidParameterException":
+        except AwsError as exc:
+            if exc.code == "InvalidParameterException":
                 raise _Untaggable from exc
             raise
         gone = [k for k, v in holders.items() if force or _dead(k, v, stale_after)]

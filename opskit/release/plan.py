@@ -12,11 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
 import pandas as pd
 
-from opskit.aws import Aws, aws_error
-from opskit.errors import ConfigError, ConflictError, NotFoundError
+from opskit.aws import Aws
+from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError
 from opskit.git import Checkout, read_checkout
 from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
 from opskit.release.images import BuildSpec, RegistryAuth
@@ -235,15 +234,12 @@ def describe_service(aws: Aws, cluster: str, service: str) -> tuple[str, dict[st
     ecs = aws.client("ecs")
     try:
         answer = ecs.describe_services(cluster=cluster, services=[service])
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        if code == "ClusterNotFoundException":
+    except AwsError as exc:
+        if exc.code == "ClusterNotFoundException":
             raise NotFoundError(
                 f"cluster {cluster!r} not found in {aws.region}: check --cluster and the region"
             ) from exc
-        raise aws_error(exc) from exc
-    except botocore.exceptions.NoCredentialsError as exc:
-        raise aws_error(exc) from exc
+        raise
     found = [s for s in answer.get("services", []) if s.get("status") == "ACTIVE"]
     if not found:
         raise NotFoundError(
@@ -280,9 +276,9 @@ def _repository(aws: Aws, options: ReleaseOptions, live_body: dict[str, Any]) ->
     ecr = aws.client("ecr")
     try:
         found = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] != "RepositoryNotFoundException":
-            raise aws_error(exc) from exc
+    except AwsError as exc:
+        if exc.code != "RepositoryNotFoundException":
+            raise
         if not options.create_repository:
             raise NotFoundError(
                 f"ECR repository {name!r} does not exist: create it, or pass --create-repository "
@@ -338,10 +334,10 @@ def _existing_digest(aws: Aws, repository: Repository, tag: str, commit: Checkou
     ecr = aws.client("ecr")
     try:
         images = ecr.describe_images(repositoryName=repository.name, imageIds=[{"imageTag": tag}])["imageDetails"]
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] == "ImageNotFoundException":
+    except AwsError as exc:
+        if exc.code == "ImageNotFoundException":
             return None
-        raise aws_error(exc) from exc
+        raise
     digest = str(images[0]["imageDigest"])
     labels = _labels(aws, repository, digest)
     built_from = labels.get(OCI_REVISION)

@@ -18,11 +18,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
 import pandas as pd
 
-from opskit.aws import Aws, aws_error
-from opskit.errors import ConfigError, NotFoundError
+from opskit.aws import Aws
+from opskit.errors import AwsError, ConfigError, NotFoundError
 from opskit.library.rollback import from_service_deployment, rollback_target
 from opskit.progress import Progress, ignore
 from opskit.records import DeploymentRecord, ImageRef
@@ -80,24 +79,21 @@ def service_history(aws: Aws, cluster: str, service: str) -> list[DeploymentReco
     ecs = aws.client("ecs")
     briefs: list[dict[str, Any]] = []
     token: dict[str, str] = {}
-    try:
-        while True:  # botocore has no paginator for this one
-            page = ecs.list_service_deployments(cluster=cluster, service=service, status=["SUCCESSFUL"], **token)
-            briefs.extend(page.get("serviceDeployments", []))
-            if not page.get("nextToken"):
-                break
-            token = {"nextToken": page["nextToken"]}
-        revision_arns = list(
-            dict.fromkeys(b["targetServiceRevisionArn"] for b in briefs if b.get("targetServiceRevisionArn"))
+    while True:  # botocore has no paginator for this one
+        page = ecs.list_service_deployments(cluster=cluster, service=service, status=["SUCCESSFUL"], **token)
+        briefs.extend(page.get("serviceDeployments", []))
+        if not page.get("nextToken"):
+            break
+        token = {"nextToken": page["nextToken"]}
+    revision_arns = list(
+        dict.fromkeys(b["targetServiceRevisionArn"] for b in briefs if b.get("targetServiceRevisionArn"))
+    )
+    task_definitions: dict[str, str] = {}
+    for start in range(0, len(revision_arns), 20):
+        answer = ecs.describe_service_revisions(serviceRevisionArns=revision_arns[start : start + 20])
+        task_definitions.update(
+            {r["serviceRevisionArn"]: r["taskDefinition"] for r in answer.get("serviceRevisions", [])}
         )
-        task_definitions: dict[str, str] = {}
-        for start in range(0, len(revision_arns), 20):
-            answer = ecs.describe_service_revisions(serviceRevisionArns=revision_arns[start : start + 20])
-            task_definitions.update(
-                {r["serviceRevisionArn"]: r["taskDefinition"] for r in answer.get("serviceRevisions", [])}
-            )
-    except botocore.exceptions.ClientError as exc:
-        raise aws_error(exc) from exc
     return [
         from_service_deployment(b, task_definitions.get(b.get("targetServiceRevisionArn", "")), cluster, service)
         for b in briefs
@@ -196,12 +192,12 @@ def _resolve_to(aws: Aws, family: str, to: str) -> str:
         raise ConfigError(f"--to {to!r} is not a revision: pass a number, family:number, or a task-definition ARN")
     try:
         answer = aws.client("ecs").describe_task_definition(taskDefinition=reference)
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] == "ClientException":
+    except AwsError as exc:
+        if exc.code == "ClientException":
             raise NotFoundError(
                 f"revision {reference} does not exist: list them with `opskit revisions --family {family}`"
             ) from exc
-        raise aws_error(exc) from exc
+        raise
     return str(answer["taskDefinition"]["taskDefinitionArn"])
 
 
@@ -215,8 +211,8 @@ def _check_image(aws: Aws, container: dict[str, Any]) -> ImageCheck:
     image_id = {"imageDigest": ref.digest} if ref.digest else {"imageTag": ref.tag or "latest"}
     try:
         found = ecr.describe_images(repositoryName=ref.repository, imageIds=[image_id])["imageDetails"][0]
-    except botocore.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] in ("ImageNotFoundException", "RepositoryNotFoundException"):
+    except AwsError as exc:
+        if exc.code in ("ImageNotFoundException", "RepositoryNotFoundException"):
             return ImageCheck(str(container.get("name")), image, False, ref.digest)
-        raise aws_error(exc) from exc
+        raise
     return ImageCheck(str(container.get("name")), image, True, str(found["imageDigest"]))

@@ -25,11 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-import botocore.exceptions
 import ipywidgets as widgets
 import pandas as pd
 
-from opskit.aws import aws_error
 from opskit.errors import OpskitError
 from opskit.progress import ProgressEvent
 from opskit.widgets.style import block, style_sheet
@@ -68,19 +66,16 @@ class MessageArea(widgets.HTML):  # type: ignore[misc]  # ipywidgets has no type
         self.show("error", text)
 
     def failure(self, exc: BaseException) -> None:
-        """What an exception from the panel's work says: a user error's one line; an AWS failure that opskit did
-        not translate, in one line with its traceback folded under it; anything else as a bug, likewise."""
+        """What an exception from the panel's work says: a user error's one line (opskit.aws makes every AWS failure
+        one); anything else is a bug, shown in one line with its traceback folded under it."""
         if isinstance(exc, OpskitError):
             self.error(str(exc))
             return
         detail = "".join(traceback.format_exception(exc))
         text = " ".join(str(exc).split())
-        if isinstance(exc, (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)):
-            self.show("error", str(aws_error(exc)), detail)  # the words the command line would use
-        else:
-            self.show(
-                "error", f"unexpected error (a bug in opskit, please report it): {type(exc).__name__}: {text}", detail
-            )
+        self.show(
+            "error", f"unexpected error (a bug in opskit, please report it): {type(exc).__name__}: {text}", detail
+        )
 
     def clear(self) -> None:
         self.kind, self.text, self.value = None, "", ""

@@ -32,9 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import botocore.exceptions
+from typing import TYPE_CHECKING, Any, cast
 
 from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, OpskitError
@@ -102,11 +100,11 @@ class Session:
         if self.is_sandbox:
             where = "started in this kernel" if self.started_here else "shared"
             return (
-                f"the opskit sandbox at {self.aws.endpoint_url} ({where}, {self.time_scale:g}x AWS's pace), "
+                f"the opskit sandbox at {self.aws.custom_endpoint} ({where}, {self.time_scale:g}x AWS's pace), "
                 f"account {self.account_id}, region {self.aws.region}"
             )
         profile = f", profile {self.aws.profile}" if self.aws.profile else ""
-        endpoint = f", endpoint {self.aws.endpoint_url}" if self.aws.endpoint_url else ""
+        endpoint = f", endpoint {self.aws.custom_endpoint}" if self.aws.custom_endpoint else ""
         return f"AWS account {self.account_id}, region {self.aws.region}{profile}{endpoint}"
 
     def __repr__(self) -> str:
@@ -143,9 +141,9 @@ def connect(
         aws, scale = Aws(region=region, profile=profile, endpoint_url=endpoint_url), 1.0
     try:
         account_id = aws.account_id
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        where = aws.endpoint_url or f"AWS in {aws.region}"
-        raise AwsError(f"cannot read the account at {where} ({' '.join(str(exc).split())}): check the target") from exc
+    except AwsError as exc:
+        where = aws.custom_endpoint or f"AWS in {aws.region}"
+        raise AwsError(f"cannot read the account at {where} ({exc}): check the target") from exc
     if account and str(account) != account_id:
         raise ConfigError(
             f"the credentials are for account {account_id}, not {account}: "
@@ -269,7 +267,8 @@ def one_line_errors() -> None:
 def _ipython() -> Any:
     from IPython.core.getipython import get_ipython
 
-    return get_ipython()  # type: ignore[no-untyped-call]
+    shell: Any = cast(Any, get_ipython)()  # typed in newer IPython only
+    return shell
 
 
 __all__ = ["SANDBOX_ENDPOINT_ENV", "Session", "change_demo_app", "connect", "demo_app", "embedded_sandbox"]
