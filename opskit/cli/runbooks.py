@@ -1,14 +1,16 @@
 """``opskit runbooks``: open the runbook notebooks (release, audit, cleanup) on the embedded sandbox.
 
-It starts one sandbox with the demo history, then serves the notebooks folder with Voila (or JupyterLab with
-``--lab``) on 127.0.0.1; every notebook's kernel joins that sandbox (``$OPSKIT_SANDBOX_ENDPOINT``), so a release
-made in one runbook shows in the others. Ctrl-C or SIGTERM stops the server, then the sandbox.
+It starts one sandbox with the demo history, then serves the runbooks (``opskit/runbooks``, package data) with
+Voila (or JupyterLab with ``--lab``) on 127.0.0.1; every notebook's kernel joins that sandbox
+(``$OPSKIT_SANDBOX_ENDPOINT``), so a release made in one runbook shows in the others. Ctrl-C or SIGTERM stops the
+server, then the sandbox.
 Also runnable as ``python -m opskit.cli.runbooks``.
 """
 
 from __future__ import annotations
 
 import errno
+import importlib.resources
 import importlib.util
 import os
 import signal
@@ -29,11 +31,17 @@ from opskit.errors import ConfigError, OpskitError
 
 DEFAULT_PORT = 8866  # Voila's own default
 STOP_SECONDS = 15
+RUNBOOKS = "runbooks"  # the runbook notebooks' folder in the opskit package (package data)
 
 
 def notebooks_folder() -> Path:
-    """The runbooks that come with opskit: ``notebooks/`` next to the package (a checkout, or an editable install)."""
-    return Path(__file__).resolve().parents[2] / "notebooks"
+    """The runbooks that come with opskit: package data, found wherever opskit is installed (wheel or editable)."""
+    folder = importlib.resources.files("opskit").joinpath(RUNBOOKS)
+    if not isinstance(folder, Path):  # opskit imported from a zip file: no folder for the notebook server to serve
+        raise ConfigError(
+            f"the runbooks are inside {folder}, not in a folder: reinstall opskit with pip, or pass --folder"
+        )
+    return folder
 
 
 def _free_port(port: int) -> int:

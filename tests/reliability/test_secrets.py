@@ -41,7 +41,7 @@ from tests.library.seeding import manifest
 from tests.release.conftest import World as ReleaseWorld
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOKS = ROOT / "opskit" / "runbooks"
 FAST = {"poll_interval": 0.1, "timeout": 120}
 WAIT = 90.0
 TABLES = ("revisions", "containers", "images", "services", "deployments", "lineage")

@@ -18,8 +18,7 @@ from opskit.sandbox import Sandbox
 from opskit.widgets import session
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+NOTEBOOKS = ROOT / "opskit" / "runbooks"  # the runbooks, package data of opskit
 CHROMIUM = "/usr/bin/chromium"
 WAIT = 90.0  # seconds any background work may take before a test gives up
 

@@ -1,10 +1,12 @@
 """The runbooks as people see them: served by `opskit runbooks` (Voila on 127.0.0.1, one demo sandbox for all
 kernels) and driven in Debian's headless chromium. Each test clicks its panel's main button, waits for what it
 shows, checks the layout (no control collapsed to nothing, covered by another or pushed out of its panel) and
-saves a screenshot of the panel to docs/screenshots/ (the README shows them)."""
+saves a screenshot of the panel: to a temporary folder, or to the folder $OPSKIT_SCREENSHOTS_DIR names
+(scripts/screenshots runs these tests with docs/screenshots/, which the README shows)."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.widgets.conftest import SCREENSHOTS, chromium, kernel_env
+from tests.widgets.conftest import chromium, kernel_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 BROWSER_ARGS = [
@@ -31,6 +33,7 @@ BROWSER_ARGS = [
     "--disable-dev-shm-usage",
 ]
 WAIT_MS = 90_000
+SCREENSHOTS_DIR = "OPSKIT_SCREENSHOTS_DIR"  # where to save the screenshots instead of a temporary folder
 
 # A control is faulty when it is displayed but has no area, when another element sits on its centre, or when it
 # sticks out of its panel; a label is faulty when its text is cut short. Hidden things (display: none) are not
@@ -122,6 +125,15 @@ def runbooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runbooks]:
             assert not Path(f"/proc/{pid}").exists(), f"{pid} outlived opskit runbooks"
 
 
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder the screenshots go to: a temporary one, unless $OPSKIT_SCREENSHOTS_DIR names one."""
+    named = os.environ.get(SCREENSHOTS_DIR)
+    folder = Path(named).absolute() if named else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -164,21 +176,23 @@ def check_layout(page: Any, panel: str) -> None:
     assert faults == []
 
 
-def screenshot(page: Any, panel: str, name: str) -> Path:
+def screenshot(page: Any, panel: str, folder: Path, name: str) -> Path:
     """The whole panel, however tall: the viewport grows to hold it first (Voila scrolls inside its page)."""
     scroll_to_top = "(el) => { for (let up = el; up; up = up.parentElement) up.scrollTop = 0; }"
     page.locator(panel).evaluate(scroll_to_top)
     box = page.locator(panel).bounding_box()
     page.set_viewport_size({"width": 1280, "height": int(box["y"] + box["height"]) + 40})
     page.locator(panel).evaluate(scroll_to_top)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+    path = folder / f"{name}.png"
+    path.unlink(missing_ok=True)
     page.locator(panel).screenshot(path=str(path))
     assert path.stat().st_size > 10_000
     return path
 
 
-def test_release_runbook_builds_and_releases_from_the_button(browser: Any, runbooks: Runbooks) -> None:
+def test_release_runbook_builds_and_releases_from_the_button(
+    browser: Any, runbooks: Runbooks, screenshots: Path
+) -> None:
     page = open_runbook(browser, runbooks, "release")
     panel = ".opskit-release-panel"
     page.wait_for_selector(f"{panel} .msg.info:has-text('read the plan and the diff')")
@@ -192,11 +206,13 @@ def test_release_runbook_builds_and_releases_from_the_button(browser: Any, runbo
     assert re.search(r"outcome\s+COMPLETED", record), record
     assert "(service web) has reached a steady state" in page.locator(f"{panel} .log").inner_text()
     check_layout(page, panel)
-    screenshot(page, panel, "release-panel")
+    screenshot(page, panel, screenshots, "release-panel")
     page.close()
 
 
-def test_audit_runbook_syncs_filters_and_shows_one_revision(browser: Any, runbooks: Runbooks) -> None:
+def test_audit_runbook_syncs_filters_and_shows_one_revision(
+    browser: Any, runbooks: Runbooks, screenshots: Path
+) -> None:
     page = open_runbook(browser, runbooks, "audit")
     panel = ".opskit-revision-browser"
     message = page.locator(f"{panel} .opskit-messages")
@@ -214,11 +230,13 @@ def test_audit_runbook_syncs_filters_and_shows_one_revision(browser: Any, runboo
     timeline = page.locator(f"{panel} .widget-image")
     assert timeline.evaluate("(img) => img.complete && img.naturalWidth") > 400
     check_layout(page, panel)
-    screenshot(page, panel, "revision-browser")
+    screenshot(page, panel, screenshots, "revision-browser")
     page.close()
 
 
-def test_audit_runbook_reports_policy_findings_grouped_by_check(browser: Any, runbooks: Runbooks) -> None:
+def test_audit_runbook_reports_policy_findings_grouped_by_check(
+    browser: Any, runbooks: Runbooks, screenshots: Path
+) -> None:
     page = open_runbook(browser, runbooks, "audit")
     panel = ".opskit-policy-report"
     message = page.locator(f"{panel} .opskit-messages")
@@ -234,11 +252,13 @@ def test_audit_runbook_reports_policy_findings_grouped_by_check(browser: Any, ru
     )
     page.locator(panel).get_by_label("check", exact=True).select_option("(all)")
     check_layout(page, panel)
-    screenshot(page, panel, "policy-report")
+    screenshot(page, panel, screenshots, "policy-report")
     page.close()
 
 
-def test_cleanup_runbook_applies_the_plan_after_the_confirmation(browser: Any, runbooks: Runbooks) -> None:
+def test_cleanup_runbook_applies_the_plan_after_the_confirmation(
+    browser: Any, runbooks: Runbooks, screenshots: Path
+) -> None:
     page = open_runbook(browser, runbooks, "cleanup")
     panel = ".opskit-cleanup-panel"
     page.wait_for_selector(f"{panel} .msg.info:has-text('read the plan')")
@@ -253,5 +273,5 @@ def test_cleanup_runbook_applies_the_plan_after_the_confirmation(browser: Any, r
     outcome = page.locator(f"{panel} .opskit-table:has-text('What happened to each revision')").inner_text()
     assert re.search(r"\b(deleted|deregistered)\b", outcome), outcome
     check_layout(page, panel)
-    screenshot(page, panel, "cleanup-panel")
+    screenshot(page, panel, screenshots, "cleanup-panel")
     page.close()
