@@ -172,7 +172,8 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     commit = read_checkout(options.path)
     if commit.dirty and not options.allow_dirty:
         raise ConfigError(
-            f"{commit.root} has uncommitted changes: commit them (a release is a commit), or pass --allow-dirty"
+            f"{commit.root} has uncommitted changes ({commit.describe_dirt()}): commit them (a release is a commit), "
+            "or pass --allow-dirty"
         )
     tag = release_tag(commit, options)
     cluster_arn, service = describe_service(aws, options.cluster, options.service)
