@@ -70,7 +70,8 @@ def _configured_attempts(session: botocore.session.Session) -> int:
 
 def _configured_retry_mode(session: botocore.session.Session) -> str:
     """AWS_RETRY_MODE or the profile's retry_mode (legacy, standard, adaptive); standard when neither is set."""
-    mode = session.get_config_variable("retry_mode") or DEFAULT_RETRY_MODE
+    # Only what the user set: botocore's own default (legacy in older versions) is not a choice anyone made.
+    mode = os.environ.get("AWS_RETRY_MODE") or session.get_scoped_config().get("retry_mode") or DEFAULT_RETRY_MODE
     if mode not in ("legacy", "standard", "adaptive"):
         raise ConfigError(
             f"AWS_RETRY_MODE (or retry_mode in the AWS profile) is {mode!r}: set it to standard, adaptive or legacy"
