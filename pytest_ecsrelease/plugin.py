@@ -10,20 +10,30 @@ underscores: ``ecs_region``, ``ecs_service`` (a list) ... ``ecs_policy``):
   check (default: everything in the account and region);
 - ``--ecs-sandbox``: check opskit's embedded sandbox seeded with the demo history instead;
 - ``--ecs-policy``: collect the built-in policy suite, one test per check and resource (``--ecs-policy=all`` adds
-  the hardening checks). Items carry the check ID and cross-references as JUnit XML properties.
+  the hardening checks, ``--ecs-policy=hardening`` runs only those). Its value goes after ``=``: a bare
+  ``--ecs-policy`` means ``--ecs-policy=release``, and what follows it is a test path or another option.
+  Items carry the check ID and cross-references as JUnit XML properties.
+
+Unless one of these options or ini settings is given, the plugin stays out of the way: it makes no AWS call and
+parametrizes nothing, and its fixtures' names all start with ``ecs_``, so a project's own ``service`` or
+``task_definition`` is left alone (a project's own fixture of one of the names below overrides the plugin's, as
+fixtures do).
 
 Fixtures:
 
 - ``ecs_snapshot`` (session): the :class:`opskit.checks.Snapshot` of the target; ``ecs_library`` (session): its
   :class:`opskit.library.RevisionLibrary`, synced, for DataFrame assertions of your own;
-- ``ecr_repository``, ``task_definition``, ``service``: a test using one runs once per repository (``repo``),
-  ACTIVE revision (``family:revision``) or service (``cluster/service``) of the target, with its record;
-- ``release_policy``: assertions such as ``release_policy.assert_rollback_possible(service)``;
+- ``ecs_repository``, ``ecs_task_definition``, ``ecs_service``: a test using one runs once per ECR repository
+  (``repo``), ACTIVE revision (``family:revision``) or service (``cluster/service``) of the target, with its record;
+- ``ecs_release_policy``: assertions such as ``ecs_release_policy.assert_rollback_possible(ecs_service)``;
 - ``ecs_sandbox`` (a fresh empty sandbox per test) and ``ecs_sandbox_session`` (one demo sandbox per session), for
   tests of your own release scripts.
 
-    def test_every_service_can_roll_back(release_policy, service):
-        release_policy.assert_rollback_possible(service)
+A test using a fixture that reads the target (all but the two sandboxes) when no target was given fails in one line
+that says what to pass, without calling AWS.
+
+    def test_every_service_can_roll_back(ecs_release_policy, ecs_service):
+        ecs_release_policy.assert_rollback_possible(ecs_service)
 
     def test_my_deploy_script(ecs_sandbox, monkeypatch):
         for name, value in ecs_sandbox.env.items():
@@ -33,6 +43,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -54,6 +65,11 @@ MARKERS = (
 )
 INI_TYPES: dict[str, Literal["string", "linelist", "bool"]] = {"text": "string", "list": "linelist", "flag": "bool"}
 INI_DEFAULTS: dict[str, Any] = {"text": "", "list": [], "flag": False}
+POLICY_OPTION = "--ecs-policy"
+NO_TARGET = (
+    "ecsrelease: {fixture} reads an ECS target and none was given: pass --ecs-sandbox (opskit's demo sandbox), "
+    "or --ecs-cluster, --ecs-region or another --ecs-* option (or its ecs_* ini setting) to check the AWS account"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,14 +83,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(option, dest=ini, default=None, help=help_text)
         parser.addini(ini, help_text, type=INI_TYPES[kind], default=INI_DEFAULTS[kind])
     group.addoption(
-        "--ecs-policy",
+        POLICY_OPTION,
         dest="ecs_policy",
+        # A bare --ecs-policy is rewritten to --ecs-policy=release before parsing (pytest_load_initial_conftests), so
+        # the optional value is only ever taken from "=": argparse would otherwise take a following test path.
         nargs="?",
         const="release",
         default=None,  # checked with the ini value in EcsSettings: a one-line usage error, not argparse's usage block
-        help="Collect the policy suite: release invariants (the default), all (adds hardening) or hardening.",
+        metavar="POLICY",
+        help="Collect the policy suite: --ecs-policy for the release invariants, --ecs-policy=all adds the hardening "
+        "checks, --ecs-policy=hardening runs only those.",
     )
     parser.addini("ecs_policy", "Policy suite to collect: release, all, hardening or none.", default="none")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest reads the early arguments to find the initial conftests
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """A bare ``--ecs-policy`` becomes ``--ecs-policy=release``, so the word after it stays a path or an option."""
+    if not rewrite_bare_policy(args):
+        return
+    # The early parse already ran on the arguments as given; parse them again as they now are.
+    early_config.known_args_namespace = parser.parse_known_args(args, namespace=copy.copy(early_config.option))
+
+
+def rewrite_bare_policy(args: list[str]) -> bool:
+    """Rewrite every bare ``--ecs-policy`` of ``args`` (before a ``--``) in place; whether there was one."""
+    rewritten = False
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == POLICY_OPTION:
+            args[index] = f"{POLICY_OPTION}=release"
+            rewritten = True
+    return rewritten
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -91,13 +132,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     settings = config.stash[TARGET].settings
-    if settings == EcsSettings():
+    if not settings.asked:
         return None  # the plugin is installed but not asked to look at anything
     return f"ecsrelease: {settings.describe()}; policy suite: {settings.policy}"
 
 
 def _target(config: pytest.Config) -> EcsTarget:
     return config.stash[TARGET]
+
+
+def _asked_for(config: pytest.Config, fixture: str) -> None:
+    """Fail the test in one line, before any AWS call, when no option or ini setting named a target."""
+    if not _target(config).settings.asked:
+        pytest.fail(NO_TARGET.format(fixture=fixture), pytrace=False)
 
 
 def _snapshot_of(config: pytest.Config) -> Any:
@@ -125,13 +172,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 # -- fixtures parametrized per target resource ------------------------------------------------------------------
-PER_RESOURCE = ("ecr_repository", "task_definition", "service")
+PER_RESOURCE = ("ecs_repository", "ecs_task_definition", "ecs_service")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    wanted = [name for name in PER_RESOURCE if name in metafunc.fixturenames]
-    defined = getattr(metafunc, "_arg2fixturedefs", {})
-    wanted = [name for name in wanted if name not in defined]  # a fixture of the project's own wins
+    if not _target(metafunc.config).settings.asked:
+        return  # unasked, a test using one of these fails in its fixture, in one line
+    own = _parametrized_by_the_test(metafunc)
+    wanted = [name for name in PER_RESOURCE if name in metafunc.fixturenames and name not in own]
     if not wanted:
         return
     from opskit.checks.snapshot import revision_label
@@ -142,21 +190,67 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except OpskitError as exc:
         pytest.fail(f"ecsrelease: opskit: {exc}", pytrace=False)  # a collection error of one line
     for name in wanted:
-        if name == "ecr_repository":
+        if name == "ecs_repository":
             values: list[Any] = list(snapshot.scoped_repositories)
             ids = [r.name for r in snapshot.scoped_repositories]
-        elif name == "task_definition":
+        elif name == "ecs_task_definition":
             values = list(snapshot.active_revisions)
             ids = [revision_label(r.arn) for r in snapshot.active_revisions]
         else:
             values = list(snapshot.scoped_services)
             ids = [f"{s.cluster}/{s.service}" for s in snapshot.scoped_services]
-        metafunc.parametrize(name, values, ids=ids)
+        # Indirect: the value reaches the test through the fixture of that name, the project's own if it has one.
+        metafunc.parametrize(name, values, ids=ids, indirect=True)
+
+
+def _parametrized_by_the_test(metafunc: pytest.Metafunc) -> set[str]:
+    """The names the test's own ``@pytest.mark.parametrize`` marks give values to: those are the test's to set."""
+    names: set[str] = set()
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        argnames = mark.kwargs.get("argnames", mark.args[0] if mark.args else ())
+        if isinstance(argnames, str):
+            argnames = argnames.split(",")
+        names.update(str(name).strip() for name in argnames)
+    return names
+
+
+def _resource(request: pytest.FixtureRequest, fixture: str) -> Any:
+    """The record ``pytest_generate_tests`` gave this test."""
+    _asked_for(request.config, fixture)
+    if not hasattr(request, "param"):
+        pytest.fail(
+            f"ecsrelease: {fixture} is parametrized when tests are collected: "
+            "name it among the test's arguments (not through request.getfixturevalue)",
+            pytrace=False,
+        )
+    return request.param
+
+
+@pytest.fixture
+def ecs_repository(request: pytest.FixtureRequest) -> Any:
+    """One ECR repository of the target (a :class:`opskit.records.RepositoryRecord`); the test runs once per
+    repository, with its name as the id."""
+    return _resource(request, "ecs_repository")
+
+
+@pytest.fixture
+def ecs_task_definition(request: pytest.FixtureRequest) -> Any:
+    """One ACTIVE revision of the target (a :class:`opskit.records.RevisionRecord`); the test runs once per
+    revision, ``family:revision`` as the id."""
+    return _resource(request, "ecs_task_definition")
+
+
+@pytest.fixture
+def ecs_service(request: pytest.FixtureRequest) -> Any:
+    """One service of the target (a :class:`opskit.records.ServiceRecord`); the test runs once per service,
+    ``cluster/service`` as the id."""
+    return _resource(request, "ecs_service")
 
 
 @pytest.fixture(scope="session")
 def ecs_snapshot(pytestconfig: pytest.Config) -> Snapshot:
     """The target's records (revisions, images, repositories, services, rollback targets), synced once."""
+    _asked_for(pytestconfig, "ecs_snapshot")
     snapshot: Snapshot = _snapshot_of(pytestconfig)()
     return snapshot
 
@@ -164,15 +258,17 @@ def ecs_snapshot(pytestconfig: pytest.Config) -> Snapshot:
 @pytest.fixture(scope="session")
 def ecs_library(pytestconfig: pytest.Config) -> RevisionLibrary:
     """The target's revision library (synced once the snapshot is taken): its DataFrames, for your own asserts."""
+    _asked_for(pytestconfig, "ecs_library")
     _snapshot_of(pytestconfig)()
     return _target(pytestconfig).library
 
 
 @pytest.fixture
-def release_policy(request: pytest.FixtureRequest) -> ReleasePolicy:
-    """Assertions over the target, one per check: ``release_policy.assert_tag_immutable(ecr_repository)``."""
+def ecs_release_policy(request: pytest.FixtureRequest) -> ReleasePolicy:
+    """Assertions over the target, one per check: ``ecs_release_policy.assert_tag_immutable(ecs_repository)``."""
     from pytest_ecsrelease.policy import ReleasePolicy
 
+    _asked_for(request.config, "ecs_release_policy")
     node = request.node if isinstance(request.node, pytest.Item) else None
     return ReleasePolicy(_snapshot_of(request.config), node)
 

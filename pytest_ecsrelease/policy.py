@@ -1,11 +1,11 @@
-"""The ``release_policy`` fixture: assertions over the target's snapshot, one per check, for users' own tests.
+"""The ``ecs_release_policy`` fixture: assertions over the target's snapshot, one per check, for users' own tests.
 
-    def test_web_can_roll_back(release_policy, service):
-        release_policy.assert_rollback_possible(service)
+    def test_web_can_roll_back(ecs_release_policy, ecs_service):
+        ecs_release_policy.assert_rollback_possible(ecs_service)
 
-    def test_repositories(release_policy, ecr_repository):
-        release_policy.assert_tag_immutable(ecr_repository)
-        release_policy.assert_lifecycle_keeps_active_images(ecr_repository)
+    def test_repositories(ecs_release_policy, ecs_repository):
+        ecs_release_policy.assert_tag_immutable(ecs_repository)
+        ecs_release_policy.assert_lifecycle_keeps_active_images(ecs_repository)
 
 A failing assertion names the revision, image, tag or rule at fault and says how to fix it; every assertion adds
 the check's ID and cross-references to the test's JUnit XML properties.
@@ -36,8 +36,8 @@ def resource_name(resource: object) -> str:
 
 
 class ReleasePolicy:
-    """Checks of :mod:`opskit.checks` as assertions; ``resource`` is a record from the ``ecr_repository``,
-    ``task_definition`` or ``service`` fixtures, or its name."""
+    """Checks of :mod:`opskit.checks` as assertions; ``resource`` is a record from the ``ecs_repository``,
+    ``ecs_task_definition`` or ``ecs_service`` fixtures, or its name."""
 
     def __init__(self, snapshot_of: SnapshotOf, node: pytest.Item | None = None) -> None:
         self._snapshot_of = snapshot_of

@@ -91,6 +91,11 @@ class EcsSettings:
             raise pytest.UsageError(f"ecsrelease: {exc}") from exc
 
     @property
+    def asked(self) -> bool:
+        """Whether any option or ini setting was given: without one the plugin looks at nothing and calls no AWS."""
+        return self != EcsSettings()
+
+    @property
     def target(self) -> Target:
         return Target(
             cluster=self.cluster, services=self.services, families=self.families, repositories=self.repositories
@@ -137,7 +142,7 @@ class EcsTarget:
                     region=self.settings.region, profile=self.settings.profile, endpoint_url=self.settings.endpoint_url
                 )
                 # An endpoint is a sandbox or an emulator whose state is gone after the run: keep no cache of it.
-                self._library = RevisionLibrary(aws, cache_path=":memory:" if aws.endpoint_url else None)
+                self._library = RevisionLibrary(aws, cache_path=":memory:" if aws.custom_endpoint else None)
         return self._library
 
     def snapshot(self, *, hardening: bool = False) -> Snapshot:

@@ -63,8 +63,8 @@ def test_opskit_check_on_the_demo(demo: Sandbox, tmp_path: Path) -> None:
 def test_the_plugin_checks_the_seeded_sandbox(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_own="""
-        def test_revision(task_definition, release_policy):
-            release_policy.assert_images_exist(task_definition)
+        def test_revision(ecs_task_definition, ecs_release_policy):
+            ecs_release_policy.assert_images_exist(ecs_task_definition)
 
         def test_the_session_sandbox_is_the_one_checked(ecs_sandbox_session, ecs_library):
             assert ecs_library.aws.endpoint_url == ecs_sandbox_session.endpoint_url

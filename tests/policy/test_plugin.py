@@ -152,26 +152,26 @@ def test_markers_are_registered_and_select_items(
 
 
 USERS_TESTS = """
-def test_repository(ecr_repository, release_policy):
-    release_policy.assert_tag_immutable(ecr_repository)
-    release_policy.assert_lifecycle_keeps_active_images(ecr_repository)
+def test_repository(ecs_repository, ecs_release_policy):
+    ecs_release_policy.assert_tag_immutable(ecs_repository)
+    ecs_release_policy.assert_lifecycle_keeps_active_images(ecs_repository)
 
-def test_revision(task_definition, release_policy):
-    release_policy.assert_image_pinned(task_definition)
-    release_policy.assert_images_exist(task_definition)
-    release_policy.assert_one_revision_per_image(task_definition)
-    release_policy.assert_hardened(task_definition)
+def test_revision(ecs_task_definition, ecs_release_policy):
+    ecs_release_policy.assert_image_pinned(ecs_task_definition)
+    ecs_release_policy.assert_images_exist(ecs_task_definition)
+    ecs_release_policy.assert_one_revision_per_image(ecs_task_definition)
+    ecs_release_policy.assert_hardened(ecs_task_definition)
 
-def test_service(service, release_policy):
-    release_policy.assert_rollback_possible(service)
-    release_policy.assert_circuit_breaker(service)
+def test_service(ecs_service, ecs_release_policy):
+    ecs_release_policy.assert_rollback_possible(ecs_service)
+    ecs_release_policy.assert_circuit_breaker(ecs_service)
 
 def test_snapshot(ecs_snapshot, ecs_library):
     assert [s.service for s in ecs_snapshot.scoped_services] == ["web"]
     assert len(ecs_library.revisions()) >= 2
 
-def test_everything(release_policy):
-    release_policy.assert_policy("all")
+def test_everything(ecs_release_policy):
+    ecs_release_policy.assert_policy("all")
 """
 
 

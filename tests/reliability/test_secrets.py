@@ -333,8 +333,8 @@ def test_a_cleanup_shows_no_secret(quiet: Sandbox, shown: Shown, tmp_path: Path)
 
 
 PLUGIN_TESTS = """
-def test_no_secret_in_the_environment(release_policy, task_definition):
-    release_policy.assert_passes("no-secrets-in-environment", task_definition)
+def test_no_secret_in_the_environment(ecs_release_policy, ecs_task_definition):
+    ecs_release_policy.assert_passes("no-secrets-in-environment", ecs_task_definition)
 
 
 def test_the_tables(ecs_library):
