@@ -8,6 +8,11 @@ from typing import Any
 from opskit.errors import DockerUnavailableError
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+IN_NOTEBOOK = (
+    "no Docker engine answers where this notebook's kernel runs, so the image cannot be built here: start Docker "
+    "on that machine (the runbooks' setup script starts one on Debian as root) and plan again; a commit whose "
+    "image is already in ECR releases without one"
+)
 
 
 def engine_host() -> str:
@@ -25,9 +30,19 @@ def connect(timeout: int = 120) -> Any:
         client.ping()
     except (docker.errors.DockerException, OSError) as exc:
         raise DockerUnavailableError(
-            f"cannot reach the Docker engine at {host}: start Docker, or set DOCKER_HOST to a running engine"
+            f"cannot reach the Docker engine at {host}: start Docker, or set DOCKER_HOST to a running engine",
+            in_notebook=IN_NOTEBOOK,
         ) from exc
     return client
+
+
+def engine_problem(timeout: int = 10) -> DockerUnavailableError | None:
+    """Why no image can be built here (the error connecting would raise), or None when an engine answers."""
+    try:
+        connect(timeout=timeout).close()
+    except DockerUnavailableError as exc:
+        return exc
+    return None
 
 
 def engine_or_none() -> tuple[Any, str | None]:

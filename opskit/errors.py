@@ -12,11 +12,16 @@ from __future__ import annotations
 
 
 class OpskitError(Exception):
-    """An error the user can fix; its message is one line that says how."""
+    """An error the user can fix; its message is one line that says how.
 
-    def __init__(self, message: str) -> None:
+    ``in_notebook`` is the same advice in the words of a notebook's user, where the message's own (a command's
+    option, an environment variable of the shell) is nothing they can act on from a panel.
+    """
+
+    def __init__(self, message: str, *, in_notebook: str | None = None) -> None:
         # One line, always: multi-line messages break the CLI's contract and log scrapers.
         super().__init__(" ".join(message.split()))
+        self.in_notebook = " ".join(in_notebook.split()) if in_notebook else None
 
     @property
     def message(self) -> str:

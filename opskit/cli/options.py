@@ -20,7 +20,7 @@ def aws_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--profile", help="AWS profile (default: AWS_PROFILE)."),
             click.option(
                 "--endpoint-url",
-                help="AWS endpoint, e.g. the sandbox's (default: AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL, profile).",
+                help="AWS endpoint, e.g. the sandbox's (default: AWS_ENDPOINT_URL_<SERVICE> or AWS_ENDPOINT_URL).",
             ),
         )
     ):

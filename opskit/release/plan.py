@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from opskit.aws import Aws
-from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError
+from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError, OpskitError
 from opskit.git import Checkout, read_checkout
 from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
 from opskit.release.images import BuildSpec, RegistryAuth
@@ -76,7 +76,7 @@ class Repository:
 @dataclass(frozen=True)
 class Step:
     name: str
-    action: str  # "run", "skip" or "create"
+    action: str  # "run", "skip", "create", or "unavailable" (with the reason as its detail)
     detail: str
 
 
@@ -97,6 +97,8 @@ class ReleasePlan:
     platform: str
     diff: tuple[str, ...]
     steps: tuple[Step, ...]
+    # Why the image cannot be built here (no Docker engine answers), when it must be: build and push are unavailable.
+    build_unavailable: OpskitError | None = None
 
     @property
     def image(self) -> str:
@@ -141,6 +143,7 @@ class ReleasePlan:
             "containers": list(self.containers),
             "reuse_revision": self.reuse_revision,
             "platform": self.platform,
+            "build_unavailable": str(self.build_unavailable) if self.build_unavailable else None,
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -195,6 +198,11 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     # Only an image already in ECR can already have a revision: a new commit's needs no search (that is 20
     # describes saved on every ordinary release); a re-release or a resumed one finds its revision again.
     reuse = None if commit.dirty or existing is None else _reusable_revision(aws, live_arn, live_body, new_body)
+    unavailable = None
+    if existing is None:  # only a build needs the engine: an image already in ECR releases without one
+        from opskit.docker_engine import engine_problem
+
+        unavailable = engine_problem()
     plan = ReleasePlan(
         options=options,
         commit=commit,
@@ -211,6 +219,7 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         platform=platform,
         diff=tuple(diff(live_body, new_body, live_name=_short(live_arn), new_name=f"{live_body['family']}:new")),
         steps=(),
+        build_unavailable=unavailable,
     )
     return replace(plan, steps=_steps(plan))
 
@@ -385,6 +394,9 @@ def _steps(plan: ReleasePlan) -> tuple[Step, ...]:
     if plan.existing_digest:
         steps.append(Step("build", "skip", f"{plan.image} is already in ECR ({plan.existing_digest[:19]})"))
         steps.append(Step("push", "skip", "the commit's image is reused"))
+    elif plan.build_unavailable is not None:
+        steps.append(Step("build", "unavailable", str(plan.build_unavailable)))
+        steps.append(Step("push", "unavailable", f"{plan.image} cannot be built here"))
     else:
         spec = f"{plan.options.dockerfile} in {plan.options.path} for {plan.platform}"
         steps.append(Step("build", "run", spec))

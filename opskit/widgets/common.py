@@ -17,11 +17,12 @@ True
 from __future__ import annotations
 
 import html
+import re
 import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -38,13 +39,28 @@ Kind = Literal["info", "success", "warning", "error"]
 
 # -- messages -------------------------------------------------------------------------------------------------------
 class MessageArea(widgets.HTML):  # type: ignore[misc]  # ipywidgets has no type hints
-    """One message at a time (info, success, warning, error), or nothing. ``kind`` and ``text`` say what shows."""
+    """One message at a time (info, success, warning, error), or nothing. ``kind`` and ``text`` say what shows.
 
-    def __init__(self) -> None:
+    ``fields`` names the panel's control for each command-line option its errors may mention
+    (``{"--allow-dirty": "allow uncommitted changes"}``), so a user error reads in the panel's words.
+
+    >>> MessageArea(fields={"--path": "git checkout"}).in_panel_words("x: pass --path with a folder")
+    "x: fill in 'git checkout' with a folder"
+    """
+
+    def __init__(self, fields: Mapping[str, str] | None = None) -> None:
         super().__init__(value="")
         self.kind: Kind | None = None
         self.text = ""
+        self.fields = dict(fields or {})
         self.add_class("opskit-messages")
+
+    def in_panel_words(self, text: str) -> str:
+        """``text`` with each option the panel has a control for named as that control."""
+        for option, label in sorted(self.fields.items(), key=lambda item: -len(item[0])):
+            text = re.sub(rf"\b(pass|add|use) {re.escape(option)}(?![\w-])", f"fill in '{label}'", text)
+            text = re.sub(rf"{re.escape(option)}(?![\w-])", f"'{label}'", text)
+        return text
 
     def show(self, kind: Kind, text: str, detail: str | None = None) -> None:
         self.kind, self.text = kind, text
@@ -69,7 +85,7 @@ class MessageArea(widgets.HTML):  # type: ignore[misc]  # ipywidgets has no type
         """What an exception from the panel's work says: a user error's one line (opskit.aws makes every AWS failure
         one); anything else is a bug, shown in one line with its traceback folded under it."""
         if isinstance(exc, OpskitError):
-            self.error(str(exc))
+            self.error(exc.in_notebook or self.in_panel_words(str(exc)))
             return
         detail = "".join(traceback.format_exception(exc))
         text = " ".join(str(exc).split())
@@ -100,25 +116,38 @@ class Background:
     def busy(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, name: str, job: Callable[[], T], done: Callable[[T], None] | None = None) -> bool:
-        """Start ``job`` (then ``done(result)``) unless another job runs; False (and a message) if one does."""
+    def start(
+        self,
+        name: str,
+        job: Callable[[], T],
+        done: Callable[[T], None] | None = None,
+        failed: Callable[[Exception], None] | None = None,
+    ) -> bool:
+        """Start ``job`` (then ``done(result)``, or ``failed(exc)`` after its message shows) unless another job
+        runs; False (and a message) if one does."""
         with self._lock:
             if self.busy:
                 self.messages.warning(f"{self.job} is still running: wait for it to finish")
                 return False
             self.job = name
             self.on_busy(True)
-            self._thread = threading.Thread(target=self._run, args=(job, done), name=f"opskit-{name}", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(job, done, failed), name=f"opskit-{name}", daemon=True
+            )
             self._thread.start()
             return True
 
-    def _run(self, job: Callable[[], T], done: Callable[[T], None] | None) -> None:
+    def _run(
+        self, job: Callable[[], T], done: Callable[[T], None] | None, failed: Callable[[Exception], None] | None
+    ) -> None:
         try:
             result = job()
             if done is not None:
                 done(result)
         except Exception as exc:
             self.messages.failure(exc)
+            if failed is not None:
+                failed(exc)
         finally:
             self.on_busy(False)
 

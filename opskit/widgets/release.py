@@ -35,6 +35,17 @@ from opskit.release import (
 from opskit.widgets.common import Background, FrameView, MessageArea, ProgressView, diff_html
 from opskit.widgets.style import block, button, checkbox, field, form, heading, short_arn, style_sheet
 
+# The command's options that the panel's errors may mention, and the control each is here.
+PANEL_FIELDS = {
+    "--cluster": "cluster",
+    "--service": "service",
+    "--container": "containers",
+    "--repository": "repository",
+    "--path": "git checkout",
+    "--allow-dirty": "allow uncommitted changes",
+    "--to": "roll back to",
+}
+
 
 class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
     """Release the commit checked out at ``path`` to ``cluster``/``service``, and roll it back.
@@ -82,7 +93,7 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         self.rollback_button = button("Roll back", "danger", "Carry out the rollback plan shown", "undo")
         self.release_button.disabled = self.rollback_button.disabled = True
 
-        self.messages = MessageArea()
+        self.messages = MessageArea(fields=PANEL_FIELDS)
         self.summary = widgets.HTML("")
         self.steps = FrameView(empty="(no plan yet)")
         self.diff = widgets.HTML("")
@@ -157,7 +168,7 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
                 plan, self.aws, progress=self.progress, poll_interval=self.poll_interval, timeout=self.timeout
             )
 
-        return self.work.start("the release", job, self._show_record)
+        return self.work.start("the release", job, self._show_record, self._stopped)
 
     def plan_rollback(self) -> bool:
         """Plan a rollback of the fields' service (to ``roll back to``, or what it last ran to completion)."""
@@ -184,7 +195,7 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
                 plan, self.aws, progress=self.progress, poll_interval=self.poll_interval, timeout=self.timeout
             )
 
-        return self.work.start("the rollback", job, self._show_record)
+        return self.work.start("the rollback", job, self._show_record, self._stopped)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the panel's background work ends (TimeoutError after ``timeout`` seconds)."""
@@ -205,6 +216,11 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
             f"<div class='caption'>The live revision against the new one</div><div class='scroll'>"
             f"{diff_html(plan.diff)}</div>"
         )
+        if plan.build_unavailable is not None:
+            problem = plan.build_unavailable
+            self.messages.warning(problem.in_notebook or self.messages.in_panel_words(str(problem)))
+            self.release_button.disabled = True  # nothing to release until the image can be built (or is in ECR)
+            return
         if plan.already_live:
             self.messages.success(f"{plan.options.service} already runs this release: Build & Release changes nothing")
         else:
@@ -248,11 +264,18 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         # What ran is no longer what the plans describe: plan again before acting again.
         self.release_plan = self.rollback_plan = None
 
+    def _stopped(self, _: Exception) -> None:
+        """A release or rollback refused before any stage began: no heading over an empty progress area."""
+        if not self.progress.stages:
+            self.progress.reset()
+
     # -- keeping the buttons honest -----------------------------------------------------------------------------------
     def _busy(self, busy: bool) -> None:
         for control in (self.plan_button, self.rollback_plan_button):
             control.disabled = busy
-        self.release_button.disabled = busy or self.release_plan is None
+        self.release_button.disabled = (
+            busy or self.release_plan is None or self.release_plan.build_unavailable is not None
+        )
         self.rollback_button.disabled = busy or self.rollback_plan is None
 
     def _target_changed(self, _: Any) -> None:
