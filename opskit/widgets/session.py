@@ -252,16 +252,16 @@ def _git(folder: Path, *args: str) -> str:
 def one_line_errors() -> None:
     """In IPython, show :class:`OpskitError` from a cell as one line (``ConfigError: ...``), not a traceback."""
     shell = _ipython() if "IPython" in sys.modules else None
-    if shell is None or getattr(shell, "_opskit_one_line_errors", False):
+    if shell is None or OpskitError in getattr(shell, "custom_exceptions", ()):
         return
 
     def show(shell: Any, etype: type[BaseException], value: BaseException, tb: Any, tb_offset: Any = None) -> Any:
         line = f"{etype.__name__}: {value}"
+        # IPython's display hook for a traceback (the one kernels override to send it): one line, as an error.
         shell._showtraceback(etype, value, [line])
         return [line]
 
     shell.set_custom_exc((OpskitError,), show)
-    shell._opskit_one_line_errors = True
 
 
 def _ipython() -> Any:
