@@ -4,8 +4,9 @@ Run: python benchmarks/library_sync.py [--revisions 5000] [--families 25] [--tim
 Prints, all measured in the same run on a sandbox with AWS's throttle buckets time-scaled:
 
 - cold sync of every revision: wall time against the throttle bound for the calls it made (calls beyond the
-  burst of 50, at 20 per second x time scale), the calls, and throttles;
-- warm re-sync after 10 new revisions: calls and wall time against the cold sync;
+  burst of 50, at 20 per second x time scale), the calls, throttles, the errors that reached the caller and the
+  library's own counts (revisions listed, revisions in the cache, throttles its pacer retried);
+- warm re-sync after 10 new revisions: the same, and wall time against the cold sync;
 - the same cold fetch done the simple ways: one describe after another, and a plain 10-thread pool, both with
   a default boto3 client (default retries): wall time, calls, throttles, errors that reached the caller;
 - N revisions loaded from the cache into the revisions and containers DataFrames: time and peak memory
@@ -24,9 +25,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opskit.errors import OpskitError
 from opskit.library import RevisionLibrary
 from opskit.library.rows import revision_rows
 from opskit.library.store import CacheIdentity, Store
@@ -90,6 +93,35 @@ def measure(sandbox: Sandbox, work: Callable[[], Any]) -> tuple[float, Counter[s
 
 def bound(calls: int, time_scale: float) -> float:
     return max(0, calls - BURST) / (PER_SECOND * time_scale)
+
+
+@dataclass(frozen=True)
+class Synced:
+    """An opskit sync as its caller sees it: the error that reached it (the sync stops at the first), and the
+    library's own counts: revisions the listings showed and the cache holds, throttles its pacer retried."""
+
+    error: str | None
+    listed: int
+    cached: int
+    retried: int
+
+    def summary(self) -> str:
+        errors = 0 if self.error is None else 1
+        return (
+            f"{errors} errors reached the caller{f' ({self.error})' if self.error else ''}; "
+            f"{self.cached} of {self.listed} listed revisions in the cache; "
+            f"{self.retried} throttles past botocore, retried by the pacer"
+        )
+
+
+def opskit_sync(sandbox: Sandbox, cache: Path, scale: float) -> Synced:
+    with RevisionLibrary(sandbox.aws(), cache_path=cache, rate_scale=scale) as library:
+        try:
+            report = library.sync(include=["revisions"])
+        except OpskitError as exc:
+            return Synced(str(exc), 0, len(library.revisions()), sum(library.pacer.throttled.values()))
+        listed = report.revisions.listed if report.revisions is not None else 0
+        return Synced(None, listed, len(library.revisions()), sum(report.throttled.values()))
 
 
 def naive_listing(ecs: Any) -> list[str]:
@@ -173,6 +205,7 @@ def build_cache(path: Path, identity: CacheIdentity, revisions: int, families: i
 LOAD = """
 import json, resource, sys, time, tracemalloc
 from opskit.aws import Aws
+from opskit.errors import OpskitError
 from opskit.library import RevisionLibrary
 path, account, traced = sys.argv[1], sys.argv[2], sys.argv[3] == "traced"
 aws = Aws(region="us-east-1", endpoint_url="http://bench.invalid", access_key_id="x", secret_access_key="y")
@@ -255,14 +288,14 @@ def sync_figures(revisions: int, families: int, scale: float) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             cache = Path(tmp) / "cache.sqlite"
 
-            def cold() -> Any:
-                return RevisionLibrary(sandbox.aws(), cache_path=cache, rate_scale=scale).sync(include=["revisions"])
+            def cold() -> Synced:
+                return opskit_sync(sandbox, cache, scale)
 
             print("\ncold sync (opskit):")
-            seconds, calls, throttled, _ = measure(sandbox, cold)
+            seconds, calls, throttled, synced = measure(sandbox, cold)
             made = sum(calls[a] for a in READS)
             limit = bound(made, scale)
-            row("opskit RevisionLibrary.sync", seconds, calls, throttled, "  0 errors")
+            row("opskit RevisionLibrary.sync", seconds, calls, throttled, f"  {synced.summary()}")
             print(
                 f"    {calls['ListTaskDefinitions']} list pages + {calls['DescribeTaskDefinition']} describes "
                 f"(+ {calls['GetCallerIdentity']} GetCallerIdentity for the cache's account); throttle bound "
@@ -275,8 +308,8 @@ def sync_figures(revisions: int, families: int, scale: float) -> None:
                 for n in range(10):
                     ecs.register_task_definition(**body("service-00", 10_000 + n, sandbox.registry_host))
             print("\nwarm re-sync after 10 new revisions (a new library on the same cache):")
-            seconds, calls, throttled, _ = measure(sandbox, cold)
-            row("opskit RevisionLibrary.sync", seconds, calls, throttled)
+            seconds, calls, throttled, synced = measure(sandbox, cold)
+            row("opskit RevisionLibrary.sync", seconds, calls, throttled, f"  {synced.summary()}")
             others = {k: v for k, v in calls.items() if k not in READS}
             print(
                 f"    {calls['ListTaskDefinitions']} list pages + {calls['DescribeTaskDefinition']} describes; "

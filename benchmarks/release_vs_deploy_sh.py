@@ -1,12 +1,15 @@
 """Releasing an already-built image: opskit against the usual hand-written deploy.sh, on one sandbox, in one run.
 
 Run: DOCKER_HOST=unix:///path/to/docker.sock python benchmarks/release_vs_deploy_sh.py [--runs 3] [--history 20]
-Prints: wall time up to the start of the rollout wait (the wait itself excluded from every path) and the API calls
-made up to that point, medians over alternating runs, for
-- opskit in-process: plan_release + apply_release (a fresh Aws and Docker client per run);
-- `opskit release` as a new process (Python start-up and imports included), timed to its "wait" line;
+Prints first the comparison that matters to a user, processes against processes: wall time up to the start of the
+rollout wait (the wait itself excluded from every path), the API calls made up to and including UpdateService and
+the registry requests, medians over alternating runs, for
+- `opskit release`: the `opskit` console script installed next to this interpreter (else the one on PATH), a new
+  process per run (Python start-up and imports included), timed to its "wait" line;
 - deploy.sh: bash + the docker CLI + the aws CLI (docker tag, ecr get-login-password | docker login, docker push,
-  describe-task-definition, a jq/python edit, register-task-definition, update-service).
+  describe-task-definition, a jq/python edit, register-task-definition, update-service), each a process;
+then, for reference, opskit in-process (plan_release + apply_release, a fresh Aws and Docker client per run) with
+its time per stage and the calls of its plan.
 Every run releases a new commit (a new SHA tag in an IMMUTABLE repository) of an app whose image was built once
 before the runs, so opskit's build stage is all docker build cache hits and deploy.sh only tags. Between runs the
 rollout is let settle. Needs a Docker engine and the registry the sandbox uses (see README).
@@ -35,6 +38,7 @@ from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
 from opskit.release.images import RegistryAuth
 from opskit.sandbox import Sandbox
+from opskit.sandbox.app import Seen
 
 CLUSTER, SERVICE, FAMILY, CONTAINER, REPOSITORY = "prod", "web", "web", "web", "web"
 POLL = 0.2  # seconds between rollout polls; the wait is not measured, so this only shortens the run
@@ -141,7 +145,8 @@ class World:
     uri: str
     local_image: str
     work: Path
-    registry_requests: Counter[str] = field(default_factory=Counter)
+    seen: list[tuple[str, str]] = field(default_factory=list)  # (action or registry request kind), in order
+    seen_lock: threading.Lock = field(default_factory=threading.Lock)
     commits: int = 0
 
     def commit(self, label: str) -> str:
@@ -166,7 +171,32 @@ class World:
 
     def reset_counters(self) -> None:
         self.sandbox.reset_calls()
-        self.registry_requests.clear()
+        with self.seen_lock:
+            self.seen.clear()
+
+    def observe(self, seen: Seen) -> None:
+        """The sandbox's observer: every AWS call and registry (/v2) request, on arrival, in order."""
+        if seen.served:
+            return
+        if seen.action == "registry":
+            kind = next((k for k in ("manifests", "uploads", "blobs") if f"/{k}/" in seen.path), "ping")
+            entry = ("registry", f"{seen.method} {kind}")
+        else:
+            entry = ("api", seen.action)
+        with self.seen_lock:
+            self.seen.append(entry)
+
+    def until_update(self) -> tuple[Counter[str], Counter[str]]:
+        """(API calls, registry requests) since the counters were reset, up to and including the first
+        UpdateService: what each path does before it waits for the rollout."""
+        api, registry = Counter[str](), Counter[str]()
+        with self.seen_lock:
+            seen = list(self.seen)
+        for where, what in seen:
+            (api if where == "api" else registry)[what] += 1
+            if what == "UpdateService":
+                return api, registry
+        sys.exit("no UpdateService reached the sandbox")
 
     def settle(self) -> None:
         """Until the service has one deployment, COMPLETED: opskit refuses to update during a rollout."""
@@ -180,22 +210,6 @@ class World:
                 return
             time.sleep(POLL)
         sys.exit("the service did not settle within 300 s of sandbox wall time")
-
-
-def count_registry(sandbox: Sandbox, into: Counter[str]) -> None:
-    """Count ECR data-plane (/v2) requests, which the sandbox's API call counter leaves out, by wrapping its proxy."""
-    assert sandbox.app is not None and sandbox.app.registry is not None
-    inner = sandbox.app.registry
-    lock = threading.Lock()
-
-    def counted(environ: dict[str, Any], start_response: Any) -> Any:
-        path = environ.get("PATH_INFO", "")
-        kind = next((k for k in ("manifests", "uploads", "blobs") if f"/{k}/" in path), "ping")
-        with lock:
-            into[f"{environ.get('REQUEST_METHOD', '?')} {kind}"] += 1
-        return inner(environ, start_response)
-
-    sandbox.app.registry = counted
 
 
 def set_up(sandbox: Sandbox, docker: Any, work: Path, history: int) -> World:
@@ -234,7 +248,6 @@ def set_up(sandbox: Sandbox, docker: Any, work: Path, history: int) -> World:
     build(docker, app, local_image)  # the image both paths release, and opskit's build cache
     world = World(sandbox, docker, app, uri, local_image, work)
     world.settle()
-    count_registry(sandbox, world.registry_requests)
     return world
 
 
@@ -265,8 +278,6 @@ def release_with_opskit(world: World) -> Run:
         if event.stage == "wait" and event.state in ("started", "done", "failed"):
             marks[f"wait {event.state}"] = time.perf_counter()
             snapshots[f"wait {event.state}"] = sandbox.calls
-            if event.state == "started":
-                snapshots["registry"] = Counter(world.registry_requests)
 
     begin = time.perf_counter()
     aws = sandbox.aws()
@@ -286,10 +297,11 @@ def release_with_opskit(world: World) -> Run:
     hits = sum(1 for line in build_log if "Using cache" in line)
     dockerfile_steps = sum(1 for line in steps if not re.match(r"Step \d+/\d+ : LABEL ", line))
     waited = snapshots.get("wait done") or snapshots["wait failed"]
+    calls, registry = world.until_update()
     return Run(
         seconds=seconds,
-        calls=snapshots["wait started"],
-        registry=snapshots["registry"],
+        calls=calls,
+        registry=registry,
         parts=parts,
         plan_calls=plan_calls,
         after_wait_calls=sandbox.calls - waited,
@@ -297,26 +309,35 @@ def release_with_opskit(world: World) -> Run:
     )
 
 
-def release_with_opskit_command(world: World) -> Run:
+def opskit_command() -> str:
+    """The `opskit` console script of this interpreter's installation (next to it, as a venv or a prefix has it),
+    else the first on PATH."""
+    found = shutil.which("opskit", path=str(Path(sys.executable).parent)) or shutil.which("opskit")
+    if found is None:
+        sys.exit("no `opskit` command next to this Python or on PATH: pip install -e . in this environment")
+    return found
+
+
+def release_with_opskit_command(world: World, opskit: str) -> Run:
     """`opskit release` as a new process, timed from its start to the line announcing the wait."""
     world.commit("opskit-cli")
     world.reset_counters()
-    command = [sys.executable, "-m", "opskit", "release", "--cluster", CLUSTER, "--service", SERVICE]
+    command = [opskit, "release", "--cluster", CLUSTER, "--service", SERVICE]
     command += ["--path", str(world.app), "--poll-interval", str(POLL), "--timeout", "300"]
     begin = time.perf_counter()
     process = subprocess.Popen(
         command, env=world.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, bufsize=1
     )
     assert process.stderr is not None
-    seconds, calls, lines = None, Counter[str](), []
+    seconds, lines = None, []
     for line in process.stderr:
         lines.append(line)
         if seconds is None and re.match(r"^\.\.\s+wait\b", line):
             seconds = time.perf_counter() - begin
-            calls = world.sandbox.calls  # may already hold the wait's first DescribeServices
     if process.wait() != 0 or seconds is None:
         sys.exit("`opskit release` failed:\n" + "".join(lines[-10:]))
-    return Run(seconds=seconds, calls=calls, registry=Counter())
+    calls, registry = world.until_update()
+    return Run(seconds=seconds, calls=calls, registry=registry)
 
 
 def release_with_deploy_sh(world: World, script: Path) -> Run:
@@ -340,7 +361,7 @@ def release_with_deploy_sh(world: World, script: Path) -> Run:
     seconds = time.perf_counter() - begin
     if done.returncode != 0:
         sys.exit(f"deploy.sh failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    calls, registry = world.sandbox.calls, Counter(world.registry_requests)
+    calls, registry = world.until_update()
     stamps = [line.split() for line in step_log.read_text().splitlines()]
     parts = {name: float(at) - float(before) for (_, before), (name, at) in itertools.pairwise(stamps)}
     parts["bash, git, mktemp"] = seconds - sum(parts.values())  # bash start, the SHA, mktemp: before the first step
@@ -409,46 +430,66 @@ def report(
     args: argparse.Namespace,
     world: World,
     edit: str,
+    opskit: str,
     results: dict[str, list[Run]],
     startup: dict[str, float],
 ) -> None:
     api, cli, sh = results["opskit"], results["opskit release"], results["deploy.sh"]
     sh_median = statistics.median(r.seconds for r in sh)
+    cli_median = statistics.median(r.seconds for r in cli)
     hits, steps = api[-1].cache_hits
-    print(f"opskit release vs deploy.sh, one sandbox (time scale 60), {args.runs} measured runs each, alternating,")
-    print("after one unmeasured warm-up of each (first layer upload, first docker login)")
+    print("`opskit release` vs deploy.sh, processes against processes, on one sandbox (time scale 60)")
+    print(f"  opskit release: {opskit} (a new process per run)")
+    print(f"  deploy.sh:      bash, the docker CLI and the aws CLI, a process per step; JSON edited with {edit}")
+    print(f"{args.runs} measured runs of each, alternating, after one unmeasured warm-up of each (first layer upload,")
     print(
-        f"service {CLUSTER}/{SERVICE} (2 tasks), family {FAMILY} with {args.history + 1} ACTIVE revisions before "
-        f"the runs, IMMUTABLE repository {REPOSITORY}; each run releases a new commit (a new SHA tag)"
+        f"first docker login); service {CLUSTER}/{SERVICE} (2 tasks), family {FAMILY} with {args.history + 1} ACTIVE "
+        f"revisions before the runs, IMMUTABLE repository {REPOSITORY}; each run releases a new commit (a new SHA tag)"
     )
     print(
         f"image built once before the runs: opskit's build stage is a docker build whose steps are all cache hits "
         f"({hits} of the Dockerfile's {steps} steps after FROM 'Using cache'; then a LABEL step for the OCI labels, "
         "which runs a container); deploy.sh only runs docker tag"
     )
-    print(f"deploy.sh edits the JSON with {edit}")
 
     print("\nwall time up to the start of the rollout wait (wait excluded), median [min-max] of runs")
-    print(f"  {'':44}{'seconds':>22}{'vs deploy.sh':>14}")
+    print(f"  {'':48}{'seconds':>22}{'vs deploy.sh':>14}")
     for name, runs in (
-        ("opskit: plan + apply, in-process", api),
         ("opskit release: the command, a new process", cli),
-        ("deploy.sh: bash + docker CLI + aws CLI", sh),
+        ("deploy.sh: bash + docker CLI + aws CLI processes", sh),
     ):
         values = [r.seconds for r in runs]
         med = statistics.median(values)
         cell = f"{med:.3f} [{min(values):.3f}-{max(values):.3f}]"
-        print(f"  {name:<44}{cell:>22}{med / sh_median:>13.2f}x")
+        print(f"  {name:<48}{cell:>22}{med / sh_median:>13.2f}x")
+    print_counts(
+        "API calls up to and including UpdateService (median per run)",
+        {"opskit release": [r.calls for r in cli], "deploy.sh": [r.calls for r in sh]},
+    )
+    print_counts(
+        "registry /v2 requests up to UpdateService",
+        {"opskit release": [r.registry for r in cli], "deploy.sh": [r.registry for r in sh]},
+    )
+    print("  (every request as the sandbox's observer saw it arrive, in order, cut at the first UpdateService)")
+
+    print("\none-off start-up costs, measured now (median of 3)")
+    print(f"  python -c pass (this interpreter)          {startup['python']:.3f} s")
+    print(f"  opskit --help (the console script)         {startup['opskit']:.3f} s")
+    print(f"  aws --version                              {startup['aws']:.3f} s")
+    print(f"  aws ecs list-clusters (1 API call)         {startup['aws call']:.3f} s")
+
+    api_median = statistics.median(r.seconds for r in api)
+    print("\nfor reference: the same release in-process (plan_release + apply_release, no process start-up)")
+    values = [r.seconds for r in api]
+    print(
+        f"  {'opskit: plan + apply, in-process':<48}"
+        f"{f'{api_median:.3f} [{min(values):.3f}-{max(values):.3f}]':>22}{api_median / sh_median:>13.2f}x"
+    )
     print(f"    opskit stages:    {median_parts(api, ('plan', 'build', 'tag', 'push', 'register', 'update', 'other'))}")
     print(f"    deploy.sh steps:  {median_parts(sh, ('bash, git, mktemp', *DEPLOY_STEPS))}")
-
     print_counts(
-        "API calls up to the wait (median per run)",
-        {
-            "opskit plan": [r.plan_calls for r in api],
-            "opskit total": [r.calls for r in api],
-            "deploy.sh": [r.calls for r in sh],
-        },
+        "API calls in-process (median per run)",
+        {"opskit plan": [r.plan_calls for r in api], "opskit total": [r.calls for r in api]},
     )
     after, _ = median_counter(r.after_wait_calls for r in api)
     print(
@@ -456,27 +497,10 @@ def report(
         + ", ".join(f"{k} {number(v)}" for k, v in after.items())
         + " (not counted above)"
     )
-    print_counts(
-        "registry /v2 requests up to the wait",
-        {"opskit total": [r.registry for r in api], "deploy.sh": [r.registry for r in sh]},
-    )
-    print("  (the sandbox's call counter leaves /v2 out; counted here by wrapping its registry proxy)")
-    cli_calls = statistics.median(sum(r.calls.values()) for r in cli)
-    print(
-        f"  `opskit release` as a process (same code): {number(cli_calls)} API calls counted when its wait line was "
-        "read, which may include the wait's first DescribeServices"
-    )
-
-    print("\none-off start-up costs, measured now (median of 3)")
-    print(f"  python -c pass (this interpreter)          {startup['python']:.3f} s")
-    print(f"  aws --version                              {startup['aws']:.3f} s")
-    print(f"  aws ecs list-clusters (1 API call)         {startup['aws call']:.3f} s")
-    print(f"  python -m opskit --help                    {startup['opskit']:.3f} s")
 
     aws_steps = sum(
         statistics.median(r.parts[name] for r in sh) for name in ("login", "describe", "register", "update")
     )
-    api_seconds = statistics.median(r.seconds for r in api)
     print("\nnotes")
     print(
         f"  - deploy.sh starts the aws CLI 4 times (get-login-password, describe, register, update): those 4 steps "
@@ -485,16 +509,16 @@ def report(
         "not the API."
     )
     print(
-        f"  - in-process opskit pays Python start-up and imports once per process (the command adds "
-        f"{statistics.median(r.seconds for r in cli) - api_seconds:.2f} s over in-process here); it then makes "
-        "more API calls than deploy.sh, each a few ms on the sandbox; on AWS each is a round trip to the region, "
-        "which this benchmark does not measure."
+        f"  - `opskit release` pays Python start-up and imports once per run (the command takes "
+        f"{cli_median - api_median:.2f} s more than in-process here); it makes more API calls than deploy.sh, each "
+        "a few ms on the sandbox; on AWS each is a round trip to the region, which this benchmark does not measure."
     )
     print(
         "  - what opskit does that deploy.sh does not: a release lock on the service (ListTagsForResource, "
         "TagResource, re-read; UntagResource after the wait); idempotency checks (DescribeImages before build and "
-        "push, ListTaskDefinitions + DescribeTaskDefinition of up to 20 ACTIVE revisions for one that already is "
-        "this release, so the plan's calls grow with the family up to that cap); digest confirmation after the push "
+        "push; only when the commit's image is already in ECR, ListTaskDefinitions + DescribeTaskDefinition of up "
+        "to 20 ACTIVE revisions for one that already is this release: not in these runs, each a new commit); "
+        "digest confirmation after the push "
         "(DescribeImages); the service re-read before the update (refuses a moved service or a rollout in progress); "
         "the live revision's tags copied plus a commit tag (ListTagsForResource); OCI labels on the image."
     )
@@ -521,6 +545,7 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("DOCKER_HOST"):
         sys.exit("set DOCKER_HOST to a running Docker engine (deploy.sh and opskit build and push with it)")
+    opskit = opskit_command()
     work = Path(tempfile.mkdtemp(prefix="opskit-bench-"))
     world: World | None = None
     try:
@@ -535,27 +560,28 @@ def main() -> None:
                 "python": timed_command([sys.executable, "-c", "pass"], env),
                 "aws": timed_command([aws, "--version"], env),
                 "aws call": timed_command([aws, "ecs", "list-clusters"], env),
-                "opskit": timed_command([sys.executable, "-m", "opskit", "--help"], env),
+                "opskit": timed_command([opskit, "--help"], env),
             }
             edit = f"{edit}; aws CLI: {_output([aws, '--version'])}"
             paths: dict[str, Callable[[], Run]] = {
-                "opskit": lambda: release_with_opskit(world),
+                "opskit release": lambda: release_with_opskit_command(world, opskit),
                 "deploy.sh": lambda: release_with_deploy_sh(world, script),
-                "opskit release": lambda: release_with_opskit_command(world),
+                "opskit": lambda: release_with_opskit(world),
             }
             results: dict[str, list[Run]] = {name: [] for name in paths}
-            for round_number in range(args.runs + 1):  # round 0 is the warm-up
-                for name, release in paths.items():
-                    run = release()
-                    world.settle()
-                    if round_number:
-                        results[name].append(run)
-                    print(
-                        f"  [{'warm-up' if not round_number else f'run {round_number}'}] {name}: "
-                        f"{run.seconds:.3f} s, {sum(run.calls.values())} calls",
-                        file=sys.stderr,
-                    )
-            report(args, world, edit, results, startup)
+            with sandbox.observing(world.observe):
+                for round_number in range(args.runs + 1):  # round 0 is the warm-up
+                    for name, release in paths.items():
+                        run = release()
+                        world.settle()
+                        if round_number:
+                            results[name].append(run)
+                        print(
+                            f"  [{'warm-up' if not round_number else f'run {round_number}'}] {name}: "
+                            f"{run.seconds:.3f} s, {sum(run.calls.values())} calls",
+                            file=sys.stderr,
+                        )
+            report(args, world, edit, opskit, results, startup)
     finally:
         if world is not None:
             tags = {f"{world.uri}:{line}" for line in _local_tags(world)} | {world.local_image}

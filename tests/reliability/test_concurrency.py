@@ -3,11 +3,14 @@
 Two releases: exactly one proceeds and the other refuses with one line naming the holder, whether they collide at
 the lock itself (threads released by a barrier) or as two `opskit release` processes started together.
 A cleanup during a release: whatever the moment, the revision the release registers (or reuses) is never touched,
-the release completes, and the cleanup still does its work elsewhere.
+the release completes, and the cleanup still does its work elsewhere. Each moment is reached by state, never by
+waiting: the release's progress says where it is, and from its update on the sandbox's clock stands still, moved
+only as far as the moment needs, so the rollout is exactly where the moment says however loaded the machine is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -159,42 +162,127 @@ def statuses(sandbox: Sandbox, family: str) -> dict[int, str]:
     return out
 
 
-def run_cleanup(world: World) -> Any:
+def run_cleanup(world: World, scale: float | None = None) -> Any:
+    """keep 1, rollback depth 1, deregistered revisions deleted: paced to the sandbox's rates at ``scale`` (by
+    default its time scale now)."""
     options = CleanupOptions(keep=1, keep_days=0, rollback_depth=1, delete_deregistered=True)
-    scale = world.sandbox.clock.time_scale
+    scale = scale or world.sandbox.clock.time_scale
     plan = plan_cleanup(world.aws, options, now=world.sandbox.clock.now(), rate_scale=scale)
     return apply_cleanup(plan, world.aws, rate_scale=scale)
 
 
 def during(stage: str, state: str, action: Callable[[], None]) -> Callable[[ProgressEvent], None]:
     """A progress callback that runs ``action`` once, when the release reports ``stage`` ``state``."""
-    fired: list[bool] = []
+    return at({(stage, state): action})
+
+
+def at(moments: dict[tuple[str, str], Callable[[], None]]) -> Callable[[ProgressEvent], None]:
+    """A progress callback that runs each (stage, state)'s action once, the first time the release reports it."""
+    fired: set[tuple[str, str]] = set()
 
     def progress(event: ProgressEvent) -> None:
-        if event.stage == stage and event.state == state and not fired:
-            fired.append(True)
-            action()
+        moment = (event.stage, event.state)
+        if moment in moments and moment not in fired:
+            fired.add(moment)
+            moments[moment]()
 
     return progress
 
 
-@pytest.mark.parametrize(
-    "stage,state",
-    [("build", "started"), ("register", "done"), ("update", "done"), ("wait", "log")],
-    ids=["before-register", "registered-not-deployed", "deploying", "rolling-out"],
-)
-def test_a_cleanup_during_a_release_never_touches_its_revision(release_world: World, stage: str, state: str) -> None:
+STILL = 1e-9  # the sandbox's time scale while it stands still: one sandbox second takes thirty wall years
+
+
+class StandStill:
+    """The sandbox's clock stopped from one moment of a release to another: no rollout, task or scheduler moves on
+    unless the test moves the clock (:meth:`step`). The throttle's buckets refill on that clock too, so it is off
+    meanwhile (with full buckets after): what is tested is the lock, not the pace."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.scale = sandbox.clock.time_scale
+        self._throttle = contextlib.ExitStack()
+
+    def begin(self) -> None:
+        self.sandbox.clock.time_scale = STILL
+        self._throttle.enter_context(self.sandbox.throttle.suspended())
+
+    def end(self) -> None:
+        self.sandbox.clock.time_scale = self.scale
+        self._throttle.close()
+
+    def step(self, until: Callable[[], bool], seconds: float = 1.0, most: int = 60) -> None:
+        """Move the clock on ``seconds`` at a time (the rollout catches up at once) until ``until()`` holds."""
+        for _ in range(most):
+            if until():
+                return
+            self.sandbox.clock.advance(seconds)
+        pytest.fail(f"not reached in {most * seconds} sandbox seconds")
+
+
+def deployments(world: World) -> list[tuple[str, str, str, int, int]]:
+    """web's deployments: (status, revision, rollout state, pending tasks, running tasks)."""
+    return [
+        (d["status"], d["taskDefinition"].rsplit("/", 1)[-1], d["rolloutState"], d["pendingCount"], d["runningCount"])
+        for d in world.service()["deployments"]
+    ]
+
+
+# Each moment: what it is, and web's deployments then (status, revision, rollout state, tasks pending, running).
+RUNS_WEB_1 = ("PRIMARY", "web:1", "COMPLETED", 0, 2)
+MOMENTS: dict[str, tuple[str, list[tuple[str, str, str, int, int]]]] = {
+    "before-register": ("the build starts: nothing of the release exists yet", [RUNS_WEB_1]),
+    "registered-not-deployed": ("web:8 is registered, web still runs web:1", [RUNS_WEB_1]),
+    "deploying": (
+        "web was just updated to web:8: its deployment is PRIMARY, no task of it launched yet",
+        [("PRIMARY", "web:8", "IN_PROGRESS", 0, 0), ("ACTIVE", "web:1", "COMPLETED", 0, 2)],
+    ),
+    "rolling-out": (
+        "web:8's tasks are launching, web:1's still run: the rollout is under way",
+        [("PRIMARY", "web:8", "IN_PROGRESS", 2, 0), ("ACTIVE", "web:1", "COMPLETED", 0, 2)],
+    ),
+}
+
+
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_a_cleanup_during_a_release_never_touches_its_revision(release_world: World, moment: str) -> None:
+    """The moment is reached by the release's progress and, once web is updated, held by the sandbox's clock:
+    it stands still from the update until the cleanup is done, moved on only as far as the moment needs."""
     world = release_world
     add_history(world, "web", 6)  # web:2..7, unused
     add_history(world, "api", 6)  # api:1..6, no service: the cleanup keeps only api:6
     world.commit(**{"app.txt": "v2"})
     plan = plan_release(world.aws, ReleaseOptions("prod", "web", path=world.app))
+    still = StandStill(world.sandbox)
     results: list[Any] = []
-    record = apply_release(
-        plan, world.aws, progress=during(stage, state, lambda: results.append(run_cleanup(world))), **FAST
-    )
+    seen: list[list[tuple[str, str, str, int, int]]] = []
+
+    def clean_up() -> None:
+        seen.append(deployments(world))
+        results.append(run_cleanup(world, still.scale))
+        still.end()
+
+    def launching() -> bool:
+        (status, revision, _, pending, running), *_ = deployments(world)
+        return (status, revision) == ("PRIMARY", "web:8") and pending + running > 0
+
+    moments = {
+        "before-register": {("build", "started"): clean_up},
+        "registered-not-deployed": {("register", "done"): clean_up},
+        "deploying": {("update", "started"): still.begin, ("update", "done"): clean_up},
+        "rolling-out": {
+            ("update", "started"): still.begin,
+            ("wait", "started"): lambda: still.step(until=launching),
+            ("wait", "log"): clean_up,  # the first service event of ours: "has started 2 tasks"
+        },
+    }[moment]
+    try:
+        record = apply_release(plan, world.aws, progress=at(moments), **FAST)
+    finally:
+        still.end()
 
     assert results, "the cleanup ran during the release"
+    description, then = MOMENTS[moment]
+    assert seen == [then], description
     assert record.ok, record.reason
     new = int(record.revision_arn.rsplit(":", 1)[-1])  # type: ignore[union-attr]
     assert new == 8

@@ -7,15 +7,19 @@ with the faults gone, finishes the job.
 
 botocore retries throttles, 5xx answers and dropped connections (``standard`` mode). With opskit's default of 10
 attempts per call one kind of fault is absorbed, so those runs must finish. All faults at once (nearly half the
-calls fail) run through the CLI with AWS_MAX_ATTEMPTS=3, so retries do run out: the error must then be one line and
-the same command, rerun, must finish. Faults meet AWS API calls only: the image push to the registry (``/v2`` on
-the same port) never meets them.
+calls fail) run through the CLI with AWS_MAX_ATTEMPTS=3, so retries may run out: the error must then be one line and
+the same command, rerun, must finish. Where a run stops saying AWS kept failing a call (or the connection was lost),
+the wire log (tests/reliability/conftest.py) shows that very call: the configured number of attempts, one after
+the other, none answered with success. An action that fails every time shows the same by the sandbox's call counter
+alone: a run that stops "after N attempts" called it exactly N times. Faults meet AWS API calls only: the image push
+to the registry (``/v2`` on the same port) never meets them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -32,11 +36,12 @@ from opskit.errors import AwsError, OpskitError
 from opskit.library import RevisionLibrary
 from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, apply_rollback, plan_release, plan_rollback
-from opskit.release.lock import is_lock_tag
+from opskit.release.lock import is_lock_tag, release_holder
 from opskit.sandbox import Sandbox
 from tests.cleanup.conftest import TIME_SCALE, build_world, expected_after
 from tests.cleanup.conftest import World as CleanupWorld
 from tests.release.conftest import World as ReleaseWorld
+from tests.reliability.conftest import WireLog
 
 FAULT_SEED = 8
 FAST = {"poll_interval": 0.1, "timeout": 120}
@@ -105,18 +110,53 @@ def assert_says_what_to_do(error: str) -> None:
     assert any(words in error for words in ("run it again", "run the cleanup again")), error
 
 
+KEPT_FAILING = re.compile(r"AWS kept failing (\w+) \((\w+): [^)]*\)(?: after (\d+) attempts)?: ")
+
+
+def assert_retries_ran_out(error: str, wire: WireLog, sandbox: Sandbox, attempts: int) -> None:
+    """What a stop says, checked on the wire: AWS kept failing call X (with code C) after N attempts, or the
+    connection to AWS was lost. Some call (of X) was made N = ``attempts`` times, botocore's attempts 1 to N of N one
+    after the other, none answered with success, the last one with C (or dropped); and the wire log saw every call
+    of X the sandbox counted, so nothing went past it."""
+    said = KEPT_FAILING.search(error)
+    if said is None:
+        assert error.startswith(("lost the connection to AWS", "lost AWS")), error
+        action, code, tries = None, None, attempts
+    else:
+        action, code, tries = said.group(1), said.group(2), int(said.group(3) or attempts)
+        assert sum(len(call) for call in wire.calls(action).values()) == sandbox.calls[action], action
+    assert tries == attempts, error  # retries ran out: botocore made every attempt it was allowed
+    calls = wire.calls(action)
+    gave_up = [
+        call
+        for call in calls.values()
+        if [a.number for a in call] == list(range(1, attempts + 1))
+        and all(a.failed and a.limit == attempts for a in call)
+        and (call[-1].code == code if code else call[-1].status is None)
+    ]
+    assert gave_up, (error, {key: [(a.action, a.outcome) for a in call] for key, call in calls.items()})
+
+
 @dataclass
 class Cli:
     """``opskit`` in its own process, pointed at the sandbox, making at most ``attempts`` attempts per call."""
 
     sandbox: Sandbox
+    wire: WireLog
     attempts: int = FEW_ATTEMPTS
 
     def __call__(self, *args: str, faults: dict[str, float] | None = None) -> subprocess.CompletedProcess[str]:
+        """The command, through the wire log (cleared first) under ``faults`` (every AWS call)."""
+        return self.run(*args, faults={"*": faults} if faults else None)
+
+    def run(self, *args: str, faults: dict[str, dict[str, float]] | None = None) -> subprocess.CompletedProcess[str]:
+        """The command with ``faults`` per action (or "*"); the call counter and the wire log start from zero."""
         env = {k: v for k, v in os.environ.items() if k != "AWS_PROFILE"}
-        env.update(self.sandbox.env, AWS_MAX_ATTEMPTS=str(self.attempts))
+        env.update(self.sandbox.env, AWS_MAX_ATTEMPTS=str(self.attempts), AWS_ENDPOINT_URL=self.wire.endpoint_url)
         self.sandbox.reset_calls()
-        self.sandbox.faults.set("*", **(faults or {}))
+        self.wire.clear()
+        for action, settings in (faults or {}).items():
+            self.sandbox.faults.set(action, **settings)
         try:
             return subprocess.run(
                 [sys.executable, "-m", "opskit", *args], env=env, capture_output=True, text=True, timeout=300
@@ -136,6 +176,7 @@ class Cli:
         assert first.returncode == 2 and len(errors) == 1, first.stderr
         assert first.stderr.rstrip().splitlines()[-1] == errors[0]  # the last word, on one line
         assert_says_what_to_do(errors[0])
+        assert_retries_ran_out(errors[0].removeprefix("opskit: error: "), self.wire, self.sandbox, self.attempts)
         again = self(*args)
         assert again.returncode == 0, again.stderr
         return again
@@ -171,6 +212,19 @@ def clean_state(running: int, *released: str) -> dict[str, Any]:
         "tags": sorted(["bootstrap", *(sha[:12] for sha in released)]),
         "locks": [],
     }
+
+
+def assert_ends_as_a_clean_run(world: ReleaseWorld, wire: WireLog, clean: dict[str, Any]) -> None:
+    """The state ``clean`` but for what a clean run never meets: the finishing run's UntagResource of its lock kept
+    failing (the wire log shows each such call, every attempt failed), so its lock tag stays, dead: its process is
+    gone, no release waits for it and the next one removes it."""
+    state = service_state(world)
+    if state["locks"]:
+        untag_gave_up = [call for call in wire.calls("UntagResource").values() if all(a.failed for a in call)]
+        assert len(state["locks"]) <= len(untag_gave_up), (state["locks"], wire.calls("UntagResource"))
+        tags = world.ecs.list_tags_for_resource(resourceArn=world.service()["serviceArn"])["tags"]
+        assert release_holder(tags) is None, tags
+    assert {**state, "locks": []} == clean
 
 
 def short(arn: str) -> str:
@@ -211,9 +265,10 @@ def test_a_release_and_a_rollback_under_faults_end_as_clean_ones(release_world: 
 
 
 def test_a_release_and_a_rollback_whose_retries_run_out_say_one_line_and_the_same_command_finishes(
-    release_world: ReleaseWorld,
+    release_world: ReleaseWorld, wire_log: Callable[[Sandbox], WireLog]
 ) -> None:
-    world, cli = release_world, Cli(release_world.sandbox)
+    world = release_world
+    cli = Cli(world.sandbox, wire_log(world.sandbox))
     first = world.commit("first", marker="one")
 
     done = cli.until_done(
@@ -221,14 +276,14 @@ def test_a_release_and_a_rollback_whose_retries_run_out_say_one_line_and_the_sam
     )
 
     assert "COMPLETED" in done.stdout
-    assert service_state(world) == clean_state(2, first)
+    assert_ends_as_a_clean_run(world, cli.wire, clean_state(2, first))
 
     second = world.commit("second", marker="two")
     assert release(world, world.aws).ok
     done = cli.until_done("rollback", "--cluster", "prod", "--service", "web", "--poll-interval", "0.1")
 
     assert "COMPLETED" in done.stdout
-    assert service_state(world) == clean_state(2, first, second)
+    assert_ends_as_a_clean_run(world, cli.wire, clean_state(2, first, second))
 
 
 # AWS goes away as a release reaches a stage (every call of the stage's action dropped): it stops there.
@@ -246,6 +301,7 @@ def test_a_release_that_loses_aws_mid_way_stops_in_one_line_and_the_rerun_finish
 
         def lose_aws(event: ProgressEvent, stage: str = stage, action: str = action) -> None:
             if (event.stage, event.state) == (stage, "started"):
+                sandbox.reset_calls()
                 sandbox.faults.set(action, drop_rate=1.0)
                 if stage == "wait":
                     sandbox.clock.time_scale = 1  # rollouts at AWS's pace: the rerun finds ours still going
@@ -260,11 +316,61 @@ def test_a_release_that_loses_aws_mid_way_stops_in_one_line_and_the_rerun_finish
         finally:
             sandbox.faults.clear()
         assert_says_what_to_do(str(stopped.value))
+        # every attempt the Aws may make, each one dropped (the fault drops every call of the action)
+        assert sandbox.calls[action] == FEW_ATTEMPTS, (stage, sandbox.calls)
 
         again = release(world, aws, at_full_speed)
 
         assert again.ok, (stage, again.reason)
         assert service_state(world) == clean_state(len(commits) + 1, *commits), stage
+
+
+# AWS answers every call of one action with a fault: throttles, or 5xx answers. The release stops at that action
+# saying how many attempts it made, which is the number configured (AWS_MAX_ATTEMPTS for the command, max_attempts
+# in Python), and the sandbox counted exactly that many calls of the action, each one failed: none got through.
+KEEPS_FAILING = {
+    "register-throttled-command": ("RegisterTaskDefinition", {"throttle_rate": 1.0}, "ThrottlingException", 4),
+    "update-5xx-python": ("UpdateService", {"error_rate": 1.0}, "ServerException", 2),
+}
+
+
+@pytest.mark.parametrize("case", list(KEEPS_FAILING))
+def test_a_release_aws_keeps_failing_stops_after_exactly_the_configured_attempts(
+    release_world: ReleaseWorld, case: str, wire_log: Callable[[Sandbox], WireLog]
+) -> None:
+    world, sandbox = release_world, release_world.sandbox
+    action, fault, code, attempts = KEEPS_FAILING[case]
+    first = world.commit("first", marker="one")
+    said = rf"^AWS kept failing {action} \({code}: [^)]*\) after {attempts} attempts: run it again later, "
+
+    if case.endswith("-command"):
+        cli = Cli(sandbox, wire_log(sandbox), attempts=attempts)
+        args = ("release", "--cluster", "prod", "--service", "web", "--path", str(world.app), "--poll-interval", "0.1")
+        stopped = cli.run(*args, faults={action: fault})
+        assert stopped.returncode == 2, stopped.stderr
+        last = stopped.stderr.rstrip().splitlines()[-1]
+        assert last.startswith("opskit: error: "), stopped.stderr
+        error = last.removeprefix("opskit: error: ")
+        assert re.match(said, error), stopped.stderr
+        assert sandbox.calls[action] == attempts, sandbox.calls
+        assert_retries_ran_out(error, cli.wire, sandbox, attempts)  # and on the wire: one call, attempts 1..N of N
+        again = cli(*args)
+        assert again.returncode == 0, again.stderr
+    else:
+        aws = sandbox.aws(max_attempts=attempts)
+        plan = plan_release(aws, ReleaseOptions(cluster="prod", service="web", path=world.app))
+        sandbox.reset_calls()
+        sandbox.faults.set(action, **fault)
+        try:
+            with pytest.raises(AwsError, match=said) as raised:
+                apply_release(plan, aws, **FAST)
+        finally:
+            sandbox.faults.clear()
+        assert sandbox.calls[action] == attempts, sandbox.calls
+        assert_says_what_to_do(str(raised.value))
+        assert release(world, aws).ok
+
+    assert service_state(world) == clean_state(2, first)
 
 
 # -- the library and cleanup ---------------------------------------------------------------------------------------
@@ -326,9 +432,10 @@ def test_a_sync_and_a_cleanup_under_faults_end_as_clean_ones(
 
 
 def test_a_sync_and_a_cleanup_whose_retries_run_out_say_one_line_and_the_same_command_finishes(
-    cleanup_world: CleanupWorld, tmp_path: Path
+    cleanup_world: CleanupWorld, tmp_path: Path, wire_log: Callable[[Sandbox], WireLog]
 ) -> None:
-    world, cli = cleanup_world, Cli(cleanup_world.sandbox)
+    world = cleanup_world
+    cli = Cli(world.sandbox, wire_log(world.sandbox))
     clean_frame = cli("revisions", "--format", "json", "--cache", str(tmp_path / "clean.sqlite"))
     assert clean_frame.returncode == 0, clean_frame.stderr
 
