@@ -55,7 +55,8 @@ def test_the_plan_marks_build_and_push_unavailable_and_the_release_changes_nothi
 
 def test_the_command_says_so_in_one_line(world: World, no_engine: str) -> None:
     env = {**os.environ, **world.sandbox.env, "DOCKER_HOST": no_engine}
-    args = [sys.executable, "-m", "opskit", *"release --cluster prod --service web --path".split(), str(world.app)]
+    where = ["--cluster", "prod", "--service", "web", "--path", str(world.app)]
+    args = [sys.executable, "-m", "opskit", "release", *where]
     dry = subprocess.run([*args, "--dry-run"], env=env, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     assert "unavailable" in dry.stdout

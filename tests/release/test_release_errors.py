@@ -98,7 +98,11 @@ def tag_holds_another_commit(world: World, tmp_path: Path) -> dict[str, Any]:
 
 CASES: list[tuple[str, Callable[[World, Path], dict[str, Any]], str]] = [
     ("not a git checkout", not_a_checkout, "is not inside a git checkout: run from your repository or pass --path"),
-    ("dirty tree", dirty, r"has uncommitted changes \(.+\): commit them \(a release is a commit\), or pass --allow-dirty"),
+    (
+        "dirty tree",
+        dirty,
+        r"has uncommitted changes \(.+\): commit them \(a release is a commit\), or pass --allow-dirty",
+    ),
     ("no Dockerfile", no_dockerfile, "no Dockerfile at .*Dockerfile.missing: add one, or pass --dockerfile"),
     ("build failure", build_fails, "docker build failed: .*returned a non-zero code: 7 \\(last output: .*compiling"),
     ("repository missing", repository_missing, "ECR repository 'does-not-exist' does not exist: create it, or pass"),
