@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from opskit.cleanup import CleanupOptions, CleanupPlan, Inventory, make_plan
 from opskit.cleanup.images import INDEX_MEDIA_TYPES
-from opskit.library.rollback import rollback_targets
 from opskit.records import (
     ContainerRecord,
     DeploymentRecord,
@@ -176,38 +175,67 @@ def option_sets(draw: Any) -> CleanupOptions:
     )
 
 
-# -- the oracle: what must be kept, computed here from the records ------------------------------------------------
-def protected(inventory: Inventory, options: CleanupOptions) -> dict[str, str]:
-    """family:revision -> why it must never be deregistered or deleted."""
-    out: dict[str, str] = {}
-    key = lambda a: a.rsplit("/", 1)[-1]  # noqa: E731
-    live = [s for s in inventory.services if s.status != "INACTIVE"]
-    for service in live:
-        out[key(service.task_definition)] = "current"
-        for d in service.deployments:
-            out[key(d.task_definition)] = "deployment"
-        mine = [d for d in inventory.deployments if d.service == service.service]
-        for target in rollback_targets([*mine, *service.deployments], service.task_definition, options.rollback_depth):
-            out.setdefault(key(target), "rollback target")
-    for d in inventory.deployments:
-        if d.rollout_state == "IN_PROGRESS":
-            out.setdefault(key(d.task_definition), "rollout in progress")
+# -- the oracle: what must be kept, computed here from the records and the rules --------------------------------
+# The rules (CleanupOptions, the README's Cleanup section) written out again, independently of opskit.cleanup and
+# opskit.library.rollback: a cleanup never touches what a deployment or a wanted task uses, a service's last
+# ``rollback_depth`` revisions it ran to completion, the ``keep`` newest of a family, young ones, or pinned ones.
+def name_of(task_definition: str | None) -> str:
+    """family:revision of a task-definition ARN."""
+    return (task_definition or "").split(":task-definition/")[-1]
+
+
+def last_completed(history: list[DeploymentRecord], current: str | None, depth: int) -> list[str]:
+    """The ``depth`` revisions a service most recently ran to completion, not counting the one it runs now.
+
+    "Most recently" is when a deployment ended, or began if its end is unknown; one whose times are both unknown
+    is older than any other. A revision that completed twice counts once, at its latest completion.
+    """
+    latest: dict[str, datetime] = {}
+    for deployment in history:
+        if deployment.rollout_state != "COMPLETED" or not deployment.task_definition:
+            continue
+        when = deployment.finished_at or deployment.created_at or datetime.min.replace(tzinfo=UTC)
+        revision = name_of(deployment.task_definition)
+        latest[revision] = max(when, latest.get(revision, when))
+    latest.pop(name_of(current), None)
+    ranked = sorted(latest.items(), key=lambda item: item[1], reverse=True)
+    assert len({when for _, when in ranked[: depth + 1]}) == len(ranked[: depth + 1]), "the world has a tie"
+    return [revision for revision, _ in ranked[:depth]]
+
+
+def protected(inventory: Inventory, options: CleanupOptions) -> dict[str, set[str]]:
+    """family:revision -> every reason it must never be deregistered or deleted (the plan's protection names)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for service in inventory.services:
+        if service.status == "INACTIVE":  # a deleted service uses nothing and rolls back nowhere
+            continue
+        out[name_of(service.task_definition)].add("deployment")
+        for shown in service.deployments:  # PRIMARY and ACTIVE
+            out[name_of(shown.task_definition)].add("deployment")
+        history = [d for d in inventory.deployments if (d.cluster, d.service) == (service.cluster, service.service)]
+        for target in last_completed([*history, *service.deployments], service.task_definition, options.rollback_depth):
+            out[target].add("rollback")
+    for deployment in inventory.deployments:
+        if deployment.rollout_state == "IN_PROGRESS":  # a rollout under way, whatever its service says now
+            out[name_of(deployment.task_definition)].add("deployment")
     for task in inventory.tasks:
-        if task.desired_status == "RUNNING":
-            out.setdefault(key(task.task_definition), "task")
-    by_family: dict[str, list[RevisionRecord]] = defaultdict(list)
+        if task.desired_status == "RUNNING":  # running, or pending and wanted
+            out[name_of(task.task_definition)].add("task")
+    for family in {r.family for r in inventory.revisions}:
+        # A revision being deleted is no longer one to deploy: it does not count among the newest.
+        numbers = sorted(
+            (r.revision for r in inventory.revisions if r.family == family and r.status != "DELETE_IN_PROGRESS"),
+            reverse=True,
+        )
+        for number in numbers[: options.keep]:
+            out[f"{family}:{number}"].add("newest")
     for r in inventory.revisions:
-        if r.status != "DELETE_IN_PROGRESS":
-            by_family[r.family].append(r)
-        if any(k == "opskit:keep" for k, _ in r.tags):
-            out.setdefault(f"{r.family}:{r.revision}", "pinned")
-        young = r.registered_at is None or NOW - r.registered_at < timedelta(days=options.keep_days)
-        if options.keep_days and young:
-            out.setdefault(f"{r.family}:{r.revision}", "young")
-    for records in by_family.values():
-        for r in sorted(records, key=lambda r: -r.revision)[: options.keep]:
-            out.setdefault(f"{r.family}:{r.revision}", "newest")
-    return out
+        key = f"{r.family}:{r.revision}"
+        if any(tag == "opskit:keep" for tag, _ in r.tags):
+            out[key].add("pinned")
+        if options.keep_days and (r.registered_at is None or NOW - r.registered_at < timedelta(days=options.keep_days)):
+            out[key].add("young")  # an unknown registration time might be a recent one
+    return dict(out)
 
 
 def names(ref: ImageRef, image: ImageRecord) -> bool:
@@ -232,9 +260,12 @@ def test_the_plan_never_selects_a_protected_revision(inventory: Inventory, optio
     in_scope = [r for r in inventory.revisions if not options.families or r.family in options.families]
     assert sorted(d.key for d in plan.revisions) == sorted(f"{r.family}:{r.revision}" for r in in_scope)
     for decision in plan.revisions:
-        if decision.key in must_keep:
-            assert not decision.acts, (decision, must_keep[decision.key])
-            assert decision.protections
+        reasons = must_keep.get(decision.key, set())
+        assert set(decision.protections) == reasons, (decision, reasons)
+        if reasons:
+            assert not decision.acts, (decision, reasons)
+        elif decision.status in ("ACTIVE", "INACTIVE"):
+            assert decision.acts, decision  # nothing protects it: the cleanup removes it
         if decision.fate == "deregister" or decision.fate == "deregister+delete":
             assert decision.status == "ACTIVE"
         if decision.fate == "delete":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.request
 
 import boto3
@@ -53,19 +52,32 @@ def test_botocore_retries_recover_from_throttling() -> None:
 
 
 def test_categories_share_a_bucket_and_refill_with_the_time_scale() -> None:
-    with Sandbox(seed=None, registry=False, docker=False, time_scale=1) as sandbox:
+    # At this scale a token of the modify bucket (1 per sandbox second) takes a year of wall time to come back.
+    with Sandbox(seed=None, registry=False, docker=False, time_scale=1e-8) as sandbox:
         ecs = sandbox.client("ecs", config=NO_RETRIES)
         registered = 0
         with pytest.raises(botocore.exceptions.ClientError, match="Rate exceeded"):
             while registered < 100:  # the modify bucket: burst 20, then 1 per second
                 register(ecs)
                 registered += 1
-        assert 20 <= registered <= 22
+        assert registered == 20
         with pytest.raises(botocore.exceptions.ClientError, match="Rate exceeded"):
             ecs.deregister_task_definition(taskDefinition="web:1")  # the same category as register
-        sandbox.clock.time_scale = 50
-        time.sleep(0.1)  # 5 sandbox seconds at 50x: tokens are back
+        ecs.describe_task_definition(taskDefinition="web:1")  # another category, another bucket
+        sandbox.clock.advance(3600)  # moving the calendar hands out no calls
+        with pytest.raises(botocore.exceptions.ClientError, match="Rate exceeded"):
+            ecs.deregister_task_definition(taskDefinition="web:1")
+        assert sandbox.throttled == {"RegisterTaskDefinition": 1, "DeregisterTaskDefinition": 2}
+        # A million sandbox seconds per wall second: by the time the next request arrives the bucket is full.
+        sandbox.clock.time_scale = 1e6
         ecs.deregister_task_definition(taskDefinition="web:1")
+        sandbox.clock.time_scale = 1e-8  # and however long it refilled, it holds one burst, no more
+        again = 0
+        with pytest.raises(botocore.exceptions.ClientError, match="Rate exceeded"):
+            while again < 100:
+                register(ecs)
+                again += 1
+        assert again == 20
 
 
 def test_call_counter_over_http(sandbox: Sandbox) -> None:

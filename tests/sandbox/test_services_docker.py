@@ -15,7 +15,7 @@ import docker.errors
 import pytest
 
 from opskit.sandbox import Sandbox
-from opskit.sandbox.runner import LABEL_SANDBOX, ContainerRunner
+from opskit.sandbox.runner import LABEL_SANDBOX
 from tests.conftest import make_context
 from tests.sandbox.test_services import BREAKER, completed, messages, service, tasks, wait_for
 
@@ -28,16 +28,6 @@ HEALTHY = {"command": ["CMD-SHELL", "true"], "interval": 5, "retries": 1}
 def sandbox(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     with Sandbox(seed=None, time_scale=60) as sb:
         assert sb.docker is not None and sb.registry is not None, "needs DOCKER_HOST and docker-registry"
-        region = sb.region
-        assert region is not None
-        if region.services.runner is not None and region.services.runner.registry_auth is None:
-            # Until the region hands the runner ECR credentials, give it a runner that has them.
-            region.services.runner.close()
-            region.services.runner = ContainerRunner(
-                sb.docker,
-                sandbox_id=f"{sb.account_id}-{sb.port}",
-                registry_auth=lambda: {"username": "AWS", "password": region.images.tokens.issue()[0]},
-            )
         built = push_images(sb, docker_client, tmp_path_factory)
         yield sb
     for image_id in built:  # the runner untagged what it pulled when the sandbox closed: often gone already
@@ -47,22 +37,29 @@ def sandbox(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 def push_images(sandbox: Sandbox, docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """``web:ok`` sleeps, ``web:crash`` exits 3; the local tags go again, so tasks must pull them."""
-    ecr = sandbox.client("ecr")
-    uri = ecr.create_repository(repositoryName="web")["repository"]["repositoryUri"]
-    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-    user, _, password = base64.b64decode(token).decode().partition(":")
+    sandbox.client("ecr").create_repository(repositoryName="web")
     built = []
     for tag, cmd in (("ok", "sleep 3600"), ("crash", "exit 3")):
         context = make_context(tmp_path_factory.mktemp(tag), cmd=cmd, marker=f"services-{tag}-{os.getpid()}")
-        image, _ = docker_client.images.build(path=str(context), rm=True)
-        image.tag(uri, tag)
-        for line in docker_client.images.push(
-            uri, tag=tag, stream=True, decode=True, auth_config={"username": user, "password": password}
-        ):
-            assert "error" not in line, line
-        docker_client.images.remove(f"{uri}:{tag}", noprune=True)
-        built.append(image.id)
+        built.append(push(sandbox, docker_client, context, "web", tag))
     return built
+
+
+def push(sandbox: Sandbox, docker_client: Any, context: Path, repository: str, tag: str) -> str:
+    """Build ``context``, push it to the sandbox's ECR as ``repository:tag`` with ECR's credentials, and drop the
+    local tag, so a task has to pull it through the registry; returns the image's id."""
+    ecr = sandbox.client("ecr")
+    uri = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    image, _ = docker_client.images.build(path=str(context), rm=True)
+    image.tag(uri, tag)
+    for line in docker_client.images.push(
+        uri, tag=tag, stream=True, decode=True, auth_config={"username": user, "password": password}
+    ):
+        assert "error" not in line, line
+    docker_client.images.remove(f"{uri}:{tag}", noprune=True)
+    return str(image.id)
 
 
 @pytest.fixture
@@ -146,19 +143,22 @@ def test_a_failing_health_check_is_a_failed_task(sandbox: Sandbox, ecs: Any, clu
 
 
 def test_closing_the_sandbox_removes_its_containers(docker_client: Any, tmp_path: Path) -> None:
-    with Sandbox(seed=None, time_scale=60, registry=False) as sandbox:
-        assert sandbox.region is not None and sandbox.docker is not None
-        sandbox.region.services.pullable = lambda image: True  # an image only the engine's cache holds
+    with Sandbox(seed=None, time_scale=60) as sandbox:
+        assert sandbox.docker is not None and sandbox.registry is not None, "needs DOCKER_HOST and docker-registry"
+        sandbox.client("ecr").create_repository(repositoryName="closing")
+        context = make_context(tmp_path, marker=f"closing-{os.getpid()}")
+        built = push(sandbox, docker_client, context, "closing", "1")  # only the sandbox's registry has it now
         ecs = sandbox.client("ecs")
         ecs.create_cluster(clusterName="prod")
-        context = make_context(tmp_path, marker="closing")
-        docker_client.images.build(path=str(context), tag="opskit-test/closing:1", rm=True)
+        image = f"{sandbox.registry_host}/closing:1"
         arn = ecs.register_task_definition(
-            family="closing", containerDefinitions=[{"name": "app", "image": "opskit-test/closing:1", "memory": 64}]
+            family="closing", containerDefinitions=[{"name": "app", "image": image, "memory": 64}]
         )["taskDefinition"]["taskDefinitionArn"]
         ecs.create_service(cluster="prod", serviceName="web", taskDefinition=arn, desiredCount=2)
         wait_for(completed(ecs, "prod", arn))
+        runtime_ids = {t["containers"][0]["runtimeId"] for t in tasks(ecs, "prod")}
+        assert {c.id for c in running_containers(docker_client, sandbox)} == runtime_ids and len(runtime_ids) == 2
         label = f"{LABEL_SANDBOX}={sandbox.account_id}-{sandbox.port}"
-        assert len(docker_client.containers.list(sparse=True, filters={"label": label})) == 2
     assert docker_client.containers.list(all=True, sparse=True, filters={"label": label}) == []
-    docker_client.images.remove("opskit-test/closing:1", force=True, noprune=True)
+    with contextlib.suppress(docker.errors.ImageNotFound):  # the runner untagged what it pulled: often gone already
+        docker_client.images.remove(built, force=True, noprune=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import threading
-import time
 
-import botocore.exceptions
 import pandas as pd
 import pytest
 
+from opskit.aws import Aws
 from opskit.errors import ConfigError
 from opskit.progress import ProgressEvent
 from opskit.widgets.common import Background, FrameView, MessageArea, ProgressView, cell, diff_html
@@ -36,34 +36,45 @@ def test_a_user_error_is_one_line_and_a_bug_folds_its_traceback() -> None:
     assert "<details><summary>" in messages.value and "Traceback (most recent call last)" in messages.value
 
 
-def test_an_aws_failure_opskit_did_not_translate_says_so_in_one_line() -> None:
+def test_an_aws_failure_shows_as_the_boundarys_one_line() -> None:
     messages = MessageArea()
     work = Background(messages)
+    with socket.socket() as free:  # a loopback port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{free.getsockname()[1]}"
+    aws = Aws(region="us-east-1", endpoint_url=endpoint, max_attempts=1, access_key_id="a", secret_access_key="b")
 
-    def unreachable() -> None:
-        raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:9/")
-
-    work.start("the sync", unreachable)
-    work.wait(5)
-    assert messages.text.startswith("cannot reach AWS (Could not connect to the endpoint URL")
+    work.start("the sync", lambda: aws.client("ecs").list_clusters())
+    work.wait(30)
+    assert messages.kind == "error"
+    assert messages.text.startswith("cannot reach AWS (Could not connect to the endpoint URL"), messages.text
     assert "check the region, the endpoint URL and the network" in messages.text
-    assert "\n" not in messages.text
+    assert "\n" not in messages.text and "Traceback" not in messages.value
 
 
 def test_one_job_at_a_time_and_the_caller_is_never_blocked() -> None:
     messages, busy = MessageArea(), []
     work = Background(messages, busy.append)
-    release = threading.Event()
-    started = time.monotonic()
-    assert work.start("the release", lambda: release.wait(10))
-    assert time.monotonic() - started < 0.5
+    release, entered = threading.Event(), threading.Event()
+    ran: list[object] = []
+
+    def job() -> None:
+        ran.append(threading.current_thread())
+        entered.set()
+        ran.append(release.wait(30))  # True only when the caller, not the timeout, let it go
+
+    assert work.start("the release", job)
+    # start() came back while the job is still inside it: a start() that waited for the job would find it done.
+    assert entered.wait(30) and len(ran) == 1 and ran[0] is not threading.current_thread()
     assert work.busy and busy == [True]
-    assert not work.start("the rollback", lambda: None)
+    assert not work.start("the rollback", lambda: ran.append("the rollback ran"))
     assert messages.text == "the release is still running: wait for it to finish"
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError, match="the release still runs"):
         work.wait(0.05)
+    assert len(ran) == 1 and work.busy
     release.set()
-    work.wait(5)
+    work.wait(30)
+    assert ran[1:] == [True], "the job ended because the caller released it, and the refused job never ran"
     assert busy == [True, False] and not work.busy
 
 
