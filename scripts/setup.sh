@@ -17,15 +17,23 @@ _opskit_cleanup() {
     kill "$_opskit_started_pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$_opskit_started_pid" 2>/dev/null || break; sleep 0.1; done
   fi
-  for dir in "${_opskit_workdirs[@]}"; do rm -rf "$dir" 2>/dev/null || true; done
+  for dir in "${_opskit_workdirs[@]}"; do
+    # dockerd leaves its default network namespace mounted under its exec root: unmount what is left, then remove.
+    if [ -r /proc/mounts ]; then
+      awk -v d="$dir/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r | while read -r point; do
+        umount -l "$point" 2>/dev/null || true
+      done
+    fi
+    rm -rf "$dir" 2>/dev/null || true
+  done
 }
 trap _opskit_cleanup EXIT
 
-opskit_tempdir() {  # a folder removed on exit
+opskit_tempdir() {  # opskit_tempdir VAR NAME: VAR names a new folder, removed on exit
   local dir
-  dir=$(mktemp -d "/tmp/opskit-$1.XXXXXX")
+  dir=$(mktemp -d "/tmp/opskit-$2.XXXXXX")
   _opskit_workdirs+=("$dir")
-  echo "$dir"
+  printf -v "$1" '%s' "$dir"
 }
 
 # opskit_packages [browser]: docker.io for the engine, docker-registry for ECR's data plane, busybox-static to build
@@ -80,8 +88,10 @@ opskit_engine() {
     return 1
   fi
   local workdir
-  workdir=$(opskit_tempdir docker)
-  dockerd --iptables=false --ip-masq=false --bridge=none \
+  opskit_tempdir workdir docker
+  # In a session of its own: a Ctrl-C meant for the tests or the runbooks must not stop the engine under them
+  # (they remove their containers as they stop); it is stopped last, by its pid, on exit.
+  setsid dockerd --iptables=false --ip-masq=false --bridge=none \
     --data-root "$workdir/root" --exec-root "$workdir/exec" \
     -H "unix://$workdir/docker.sock" --pidfile "$workdir/docker.pid" >"$workdir/dockerd.log" 2>&1 &
   _opskit_started_pid=$!
