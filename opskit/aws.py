@@ -215,7 +215,9 @@ class Aws:
 
     def translate(self, exc: Exception) -> AwsError:
         """``exc`` from a call to AWS as the one line a user acts on (:func:`opskit.aws_errors.aws_error`)."""
-        return aws_error(exc, region=self.region, known_regions=self._known_regions())
+        # Only an unreachable endpoint needs the list of regions (throttles, which the pacer sees often, do not).
+        unreachable = isinstance(exc, botocore.exceptions.EndpointConnectionError)
+        return aws_error(exc, region=self.region, known_regions=self._known_regions() if unreachable else frozenset())
 
     def endpoint(self, service: str = "ecs") -> str:
         """The endpoint URL a client of ``service`` calls, as botocore resolved it."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +66,16 @@ def kernel_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop(session.SANDBOX_ENDPOINT_ENV, None)
     return env
+
+
+def stop_runbooks(process: subprocess.Popen[bytes], log: Path) -> None:
+    """SIGTERM an ``opskit runbooks`` process, as Ctrl-C's twin: it must stop cleanly within a minute."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    assert code == 0, log.read_text()[-2000:]
+    assert "opskit runbooks: stopped" in log.read_text()

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 
 from opskit.cli.runbooks import notebooks_folder, server_command
-from tests.widgets.conftest import NOTEBOOKS, ROOT, WAIT, kernel_env
+from tests.widgets.conftest import NOTEBOOKS, ROOT, WAIT, kernel_env, stop_runbooks
 
 # What a wheel build copies of the checkout: everything but version control, environments and build outputs.
 NOT_SOURCES = shutil.ignore_patterns(
@@ -167,12 +166,4 @@ def test_a_wheel_install_serves_its_own_runbooks(tmp_path: Path) -> None:
         widgets = [output for output in outputs if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
         assert [output["data"]["text/plain"].split("(", 1)[0] for output in widgets] == ["CleanupPanel"]
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
-    assert code == 0, log.read_text()[-2000:]
-    assert "opskit runbooks: stopped" in log.read_text()
+        stop_runbooks(process, log)

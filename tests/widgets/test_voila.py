@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.widgets.conftest import chromium, kernel_env
+from tests.widgets.conftest import chromium, kernel_env, stop_runbooks
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 BROWSER_ARGS = [
@@ -112,15 +111,7 @@ def runbooks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runbooks]:
         yield server
     finally:
         children = server.children()
-        process.send_signal(signal.SIGTERM)
-        try:
-            code = process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise
-        assert code == 0, log.read_text()[-2000:]
-        assert "opskit runbooks: stopped" in log.read_text()
+        stop_runbooks(process, log)
         for pid in children:  # the Voila server and the registry it served with
             assert not Path(f"/proc/{pid}").exists(), f"{pid} outlived opskit runbooks"
 
