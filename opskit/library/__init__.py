@@ -27,10 +27,10 @@ The rollback target of a service is decided by :func:`rollback_target` over
 from opskit.library.columns import TABLES, columns
 from opskit.library.export import export
 from opskit.library.library import PARTS, RevisionLibrary, SyncReport
-from opskit.library.masking import MASK, mask
 from opskit.library.pacing import AWS_RATES, Pacer, Rate, TokenBucket
 from opskit.library.rollback import rollback_target, rollback_targets, service_rollback_targets
 from opskit.library.store import CacheIdentity, CacheWarning, default_cache_dir
+from opskit.masking import MASK, mask
 
 __all__ = [
     "AWS_RATES",

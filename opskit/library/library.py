@@ -18,7 +18,6 @@ from opskit.library import frames
 from opskit.library.export import export
 from opskit.library.fetch import RevisionSync, describe, sync_revisions
 from opskit.library.inventory import InventorySync, sync_images, sync_services
-from opskit.library.masking import mask
 from opskit.library.pacing import Pacer, Rate
 from opskit.library.rows import (
     REPOSITORY_FIELDS,
@@ -29,6 +28,7 @@ from opskit.library.rows import (
     revision_rows,
 )
 from opskit.library.store import CacheIdentity, Store, default_cache_dir
+from opskit.masking import mask
 from opskit.records import (
     ContainerRecord,
     DeploymentRecord,

@@ -10,9 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError, OpskitError
@@ -20,6 +18,9 @@ from opskit.git import Checkout, read_checkout
 from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
 from opskit.release.images import BuildSpec, RegistryAuth
 from opskit.release.taskdef import MAX_BODY_BYTES, body_size, diff, registrable, same_body, with_images
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_SHA_LENGTH = 12
 REUSE_LOOKBACK = 20  # newest ACTIVE revisions of the family searched for one that already is this release
@@ -148,6 +149,8 @@ class ReleasePlan:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per step, in order."""
+        import pandas as pd
+
         return pd.DataFrame(
             [{"step": s.name, "action": s.action, "detail": s.detail} for s in self.steps],
             columns=["step", "action", "detail"],

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -36,6 +37,8 @@ class ReleaseRecord:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         row = {k: v for k, v in self.to_dict().items() if k != "stages"}
         row.update({f"{stage}_seconds": seconds for stage, seconds in self.stages.items()})
         frame = pd.DataFrame([row])

@@ -16,9 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, NotFoundError
@@ -29,6 +27,9 @@ from opskit.release.apply import Stages, _now, deploy, follow, journal_for, refu
 from opskit.release.lock import service_lock
 from opskit.release.plan import describe_service
 from opskit.release.record import ReleaseRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class RollbackPlan:
     force: bool = False
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         rows = [
             {"container": i.container, "image": i.image, "in_ecr": i.in_ecr, "digest": i.digest} for i in self.images
         ]

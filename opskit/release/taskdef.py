@@ -17,7 +17,7 @@ import difflib
 import json
 from typing import Any
 
-from opskit.library.masking import mask
+from opskit.masking import mask
 
 # Returned by DescribeTaskDefinition, refused by RegisterTaskDefinition (notes: aws-facts). Only these go:
 # an allowlist of what to keep would silently drop every field ECS adds after opskit was written.
