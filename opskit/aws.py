@@ -47,9 +47,14 @@ def _send_raw_body(params: dict[str, Any], **_: Any) -> None:
         params["body"] = json.dumps(body, separators=(",", ":")).encode()  # compact, as ECS counts its size limit
 
 
-def _keep_raw_answer(http_response: Any, **_: Any) -> None:
-    if getattr(_raw, "body", None) is not None:
-        _raw.answer = json.loads(http_response.content or b"{}")
+def _take_raw_answer(response_dict: dict[str, Any], **_: Any) -> None:
+    """Keep a raw call's answer as sent, parsed once: botocore's model parser then sees an empty body.
+
+    Error answers are left to botocore, which reads their code and message (and retries throttles) as usual."""
+    if getattr(_raw, "body", None) is None or response_dict.get("status_code", 500) >= 300:
+        return
+    _raw.answer = json.loads(response_dict.get("body") or b"{}")
+    response_dict["body"] = b"{}"
 
 
 def _configured_attempts(session: botocore.session.Session) -> int:
@@ -257,7 +262,7 @@ class Aws:
                 config = self._config().merge(botocore.config.Config(parameter_validation=False))
                 client = self._new_client(service, config)
                 client.meta.events.register("before-call", _send_raw_body)
-                client.meta.events.register("after-call", _keep_raw_answer)
+                client.meta.events.register("before-parse", _take_raw_answer)
                 self._clients[key] = client
             return self._clients[key]
 

@@ -270,3 +270,25 @@ def test_only_the_boundary_and_the_sandbox_know_botocore() -> None:
                 names = [node.module or ""]
             offenders += [f"{relative}: {n}" for n in names if n.split(".")[0] == "botocore"]
     assert offenders == []
+
+
+def test_a_raw_call_parses_its_answer_once_and_leaves_errors_to_botocore(sandbox: Sandbox) -> None:
+    """call_json returns the answer exactly as sent (fields the installed model may not know included), and
+    botocore's model parser is handed an empty body for it: one json.loads per answer, not two parses."""
+    aws = sandbox.aws()
+    parsed: list[dict[str, object]] = []
+    raw = aws._raw_client("ecs")  # the client call_json uses: a public botocore event shows what its parser made
+    raw.meta.events.register("after-call", lambda **kwargs: parsed.append(kwargs["parsed"]))
+    body = {
+        "family": "once",
+        "containerDefinitions": [{"name": "web", "image": "busybox", "memory": 64}],
+        "enableFaultInjection": False,
+    }
+    answer = aws.call_json("ecs", "RegisterTaskDefinition", body)
+    assert answer["taskDefinition"]["family"] == "once"
+    assert answer["taskDefinition"]["revision"] == 1
+    assert isinstance(answer["taskDefinition"]["registeredAt"], float)  # epoch seconds, as sent
+    assert parsed and "taskDefinition" not in parsed[-1]  # the model parser saw nothing to parse
+    with pytest.raises(AwsError) as missing:
+        aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": "nope:1"})
+    assert missing.value.code == "ClientException"  # an error's body still reaches botocore, code and all
