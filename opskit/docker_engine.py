@@ -36,13 +36,16 @@ def connect(timeout: int = 120) -> Any:
     return client
 
 
-def engine_problem(timeout: int = 10) -> DockerUnavailableError | None:
-    """Why no image can be built here (the error connecting would raise), or None when an engine answers."""
+def connect_or_problem(timeout: int = 10, work_timeout: int = 120) -> tuple[Any, DockerUnavailableError | None]:
+    """(client, None) when an engine answers a ping within ``timeout`` seconds, else (None, why): for a plan, which
+    says why an image cannot be built rather than failing, and hands the client on to the build and the push
+    (``work_timeout``: a build step may say nothing for a while)."""
     try:
-        connect(timeout=timeout).close()
+        client = connect(timeout=timeout)
     except DockerUnavailableError as exc:
-        return exc
-    return None
+        return None, exc
+    client.api.timeout = work_timeout
+    return client, None
 
 
 def engine_or_none() -> tuple[Any, str | None]:

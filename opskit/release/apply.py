@@ -23,11 +23,13 @@ from opskit.errors import AwsError, ConflictError, OpskitError
 from opskit.journal import Journal, state_dir
 from opskit.progress import Progress, ProgressEvent, ignore
 from opskit.release import images
-from opskit.release.lock import service_lock
-from opskit.release.plan import ReleasePlan, describe_service
+from opskit.release.lock import holders_in, service_lock
+from opskit.release.plan import ReleasePlan, describe_service, existing_digest
 from opskit.release.record import ReleaseRecord
 from opskit.release.taskdef import with_images
 from opskit.release.wait import WaitResult, wait_for_deployment
+
+FRESH_PLAN_SECONDS = 30.0  # a plan younger than this is the world as it is; an older one is read again where it matters
 
 
 def _now() -> str:
@@ -99,9 +101,12 @@ def apply_release(
     journal = journal_for("release", options.cluster, options.service, plan.tag, journal_dir)
     journal.write("started", plan=plan.summary())
     stages = Stages(progress, record)
-    with refusals(record, journal), service_lock(aws, plan.service_arn, force=options.force):
+    # The plan's read of the service's tags is the lock's first read while the plan is fresh.
+    fresh = time.monotonic() - plan.planned_at < FRESH_PLAN_SECONDS
+    holders = holders_in(plan.service_tags) if fresh else None
+    with refusals(record, journal), service_lock(aws, plan.service_arn, force=options.force, holders=holders):
         _ensure_repository(plan, aws, stages)
-        _build_and_push(plan, aws, stages, record, journal, docker)
+        _build_and_push(plan, aws, stages, record, journal, docker if docker is not None else plan.docker)
         _register(plan, aws, stages, record, journal)
         assert record.revision_arn is not None
         since = deploy(
@@ -160,39 +165,55 @@ def _ensure_repository(plan: ReleasePlan, aws: Aws, stages: Stages) -> None:
 def _build_and_push(
     plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord, journal: Journal, docker: Any
 ) -> None:
-    ecr = aws.client("ecr")
-    existing = _digest_in_ecr(ecr, plan)
-    if existing:
+    """The commit's image in ECR: reused when the plan found it there, else built (unless the engine has it) and
+    pushed. An image of this commit that another release pushes meanwhile is reused, never overwritten: an IMMUTABLE
+    repository refuses our push then, and any other is asked before the push."""
+    if plan.existing_digest:
         stages.skip("build", f"{plan.image} is already in ECR")
-        stages.skip("push", f"reusing {existing}")
-        record.digest = existing
+        stages.skip("push", f"reusing {plan.existing_digest}")
+        record.digest = plan.existing_digest
         return
     if docker is None:
         from opskit.docker_engine import connect
 
         docker = connect()
-    with stages.stage("build", f"building {plan.options.dockerfile} for {plan.platform}"):
-        image_id = images.build(docker, plan.build_spec(_now()), plan.image, stages.log("build"))
-        journal.write("built", image_id=image_id)
+    if plan.local_image:
+        stages.skip("build", f"{plan.image} is already in the Docker engine ({plan.local_image[:19]})")
+        image_id = plan.local_image
+    else:
+        with stages.stage("build", f"building {plan.options.dockerfile} for {plan.platform}"):
+            image_id = images.build(docker, plan.build_spec(_now()), plan.image, stages.log("build"))
+            journal.write("built", image_id=image_id)
     with stages.stage("tag", f"tagged {plan.image}"):
         if plan.options.tag_latest_locally:
             docker.api.tag(image_id, plan.repository.uri, "latest")  # for local use; never in a task definition
-    auth = images.RegistryAuth.from_ecr(ecr.get_authorization_token()["authorizationData"][0])
+    auth = images.RegistryAuth.from_ecr(aws.client("ecr").get_authorization_token()["authorizationData"][0])
     with stages.stage("push", f"pushing {plan.image}"):
-        # A tag that appeared since the plan (another release of this commit) is reused, never overwritten.
-        existing = _digest_in_ecr(ecr, plan)
-        if existing:
-            record.digest = existing
-        else:
-            pushed = images.push(docker, plan.repository.uri, plan.tag, auth, stages.log("push"))
-            confirmed = _digest_in_ecr(ecr, plan)
-            if confirmed != pushed:
-                raise ConflictError(
-                    f"ECR holds {confirmed} under {plan.tag}, not the pushed {pushed}: "
-                    "check the repository and release again"
-                )
-            record.digest = pushed
+        record.digest = _push(plan, aws, docker, auth, stages)
         journal.write("pushed", digest=record.digest)
+
+
+def _push(plan: ReleasePlan, aws: Aws, docker: Any, auth: images.RegistryAuth, stages: Stages) -> str:
+    """The digest of the commit's image in ECR after pushing it (or finding another push of it there)."""
+    if plan.repository.mutability != "IMMUTABLE":  # a tag that can move is looked at before it is pushed over
+        found = existing_digest(aws, plan.repository, plan.tag, plan.commit)
+        if found:
+            return found
+    try:
+        pushed = images.push(docker, plan.repository.uri, plan.tag, auth, stages.log("push"))
+    except images.TagTakenError:
+        found = existing_digest(aws, plan.repository, plan.tag, plan.commit)  # refuses another commit's image
+        if found is None:
+            raise
+        return found
+    if plan.repository.mutability == "IMMUTABLE":
+        return pushed  # the registry took our manifest under a tag that cannot move: ECR holds what we pushed
+    confirmed = _digest_in_ecr(aws.client("ecr"), plan)
+    if confirmed != pushed:
+        raise ConflictError(
+            f"ECR holds {confirmed} under {plan.tag}, not the pushed {pushed}: check the repository and release again"
+        )
+    return pushed
 
 
 def _digest_in_ecr(ecr: Any, plan: ReleasePlan) -> str | None:
@@ -212,8 +233,7 @@ def _register(plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord
         return
     image = f"{plan.repository.uri}@{record.digest}" if plan.pin_by_digest else plan.image
     body = with_images(plan.new_body, dict.fromkeys(plan.containers, image))
-    live_tags = aws.client("ecs").list_tags_for_resource(resourceArn=plan.live_arn).get("tags", [])
-    tags = [t for t in live_tags if t["key"] != "commit" and not t["key"].startswith("aws:")]
+    tags = [t for t in plan.live_tags if t["key"] != "commit" and not t["key"].startswith("aws:")]
     body["tags"] = [*tags, {"key": "commit", "value": plan.commit.sha}]
     with stages.stage("register", f"registering a revision of {plan.family} with {image}"):
         answer = aws.call_json("ecs", "RegisterTaskDefinition", body)

@@ -22,6 +22,14 @@ class PushError(OpskitError):
     """The registry refused the image."""
 
 
+class TagTakenError(PushError):
+    """The registry refused the image because its tag already holds another in an immutable repository (ECR:
+    ``tag invalid: The image tag ... already exists``): another release of this commit pushed first."""
+
+
+OCI_REVISION = "org.opencontainers.image.revision"
+
+
 @dataclass(frozen=True)
 class BuildSpec:
     context: Path
@@ -100,13 +108,34 @@ def _built(docker: Any, spec: BuildSpec, tag: str, log: Log) -> str:
     return str(image_id)
 
 
+def local_image(docker: Any, name: str, commit: str, platform: str) -> str | None:
+    """The id of the engine's image ``name`` (``repository:tag``) when it can be released as ``commit`` for
+    ``platform``, else None: a SHA tag names its commit, so an image a CI step built under the release's name (or an
+    earlier release built and could not push) is pushed as it is, without a build; one whose OCI revision label
+    names another commit, or built for another platform, is built again."""
+    from docker.errors import ImageNotFound
+
+    try:
+        found = docker.api.inspect_image(name)
+    except ImageNotFound:
+        return None
+    labels = (found.get("Config") or {}).get("Labels") or {}
+    if labels.get(OCI_REVISION, commit) != commit:
+        return None
+    built_for = "/".join(str(found.get(key) or "") for key in ("Os", "Architecture"))
+    if built_for != platform:
+        return None
+    return str(found["Id"])
+
+
 def push(docker: Any, repository_uri: str, tag: str, auth: RegistryAuth, log: Log) -> str:
     """Push ``repository_uri:tag``; returns the digest the registry answered."""
     digest = None
     for chunk in docker.api.push(repository_uri, tag=tag, auth_config=auth.docker_config(), stream=True, decode=True):
         if "error" in chunk:
             error = " ".join(str(chunk["error"]).split())
-            raise PushError(f"push of {repository_uri}:{tag} refused: {error}")
+            taken = "tag invalid" in error.lower() and "already exists" in error.lower()
+            raise (TagTakenError if taken else PushError)(f"push of {repository_uri}:{tag} refused: {error}")
         status = chunk.get("status")
         if status and chunk.get("id") and status in ("Pushed", "Layer already exists", "Mounted from"):
             log(f"{chunk['id']}: {status}")

@@ -20,7 +20,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -47,8 +47,12 @@ def is_lock_tag(key: str) -> bool:
 
 def lock_holders(ecs: Any, service_arn: str) -> dict[str, str]:
     """The service's lock tags (key -> "<user>@<host> pid <pid> since <epoch>"), live or dead."""
-    answer = ecs.list_tags_for_resource(resourceArn=service_arn)
-    return {t["key"]: t["value"] for t in answer.get("tags", []) if is_lock_tag(t["key"])}
+    return holders_in(ecs.list_tags_for_resource(resourceArn=service_arn).get("tags", []))
+
+
+def holders_in(tags: Iterable[dict[str, str]]) -> dict[str, str]:
+    """The lock tags among a service's ``tags`` (as ListTagsForResource or DescribeServices include them)."""
+    return {t["key"]: t["value"] for t in tags if is_lock_tag(t.get("key", ""))}
 
 
 def release_holder(tags: list[dict[str, str]], stale_after: float = STALE_AFTER) -> str | None:
@@ -61,66 +65,107 @@ def release_holder(tags: list[dict[str, str]], stale_after: float = STALE_AFTER)
     return min(live, key=_since) if live else None
 
 
+class ServiceLock:
+    """The release lock of one service: :meth:`claim` writes our tag unless a live holder is there, :meth:`confirm`
+    reads the tags back and proceeds only if ours is the only live one, :meth:`release` removes it.
+
+    The read before the write can be one the caller made anyway (a release's plan reads the service with its
+    tags), so a release pays the lock its write, one read and the removal.
+    """
+
+    def __init__(self, aws: Aws, service_arn: str, *, force: bool = False, stale_after: float = STALE_AFTER) -> None:
+        self.ecs = aws.client("ecs")
+        self.arn = service_arn
+        self.force = force
+        self.stale_after = stale_after
+        self.key = f"{LOCK_TAG}/{uuid.uuid4().hex[:12]}"
+        self.value = f"{holder_name()} since {int(time.time())}"
+        self.untaggable = False  # services in the old ARN format cannot be tagged: they release without the lock
+        self._removed: set[str] = set()  # dead (or, forced, any) holders' tags our claim removed
+
+    def claim(self, holders: dict[str, str] | None = None) -> None:
+        """Write our tag, unless a live holder is there (``holders``: lock tags read just now, else read here)."""
+        holders = lock_holders(self.ecs, self.arn) if holders is None else holders
+        live = {k: v for k, v in holders.items() if not _dead(k, v, self.stale_after)}
+        if live and not self.force:
+            raise ConflictError(_busy(self.arn, live))
+        _held.add(self.key)
+        try:
+            self.ecs.tag_resource(resourceArn=self.arn, tags=[{"key": self.key, "value": self.value}])
+        except AwsError as exc:
+            _held.discard(self.key)
+            if exc.code == "InvalidParameterException":
+                self.untaggable = True
+                return
+            raise
+        except BaseException:
+            _held.discard(self.key)
+            raise
+        gone = [k for k, v in holders.items() if self.force or _dead(k, v, self.stale_after)]
+        if gone:
+            self.ecs.untag_resource(resourceArn=self.arn, tagKeys=gone)
+        self._removed = set(gone)
+
+    def confirm(self) -> None:
+        """Proceed if ours is the only live lock tag, as read after our write; when another contender wrote at the
+        same time both step back, and whoever comes back first finds the other gone. Raises
+        :class:`ConflictError` naming the holder when another has it."""
+        for attempt in range(ATTEMPTS):
+            if self.untaggable:
+                return
+            others = self._others(lock_holders(self.ecs, self.arn))
+            if not others:
+                return
+            self.ecs.untag_resource(resourceArn=self.arn, tagKeys=[self.key])
+            _held.discard(self.key)
+            if attempt == ATTEMPTS - 1:
+                raise ConflictError(_busy(self.arn, others))
+            time.sleep(random.uniform(0.05, 0.4) * (attempt + 1))
+            self.force = False
+            self.claim()
+
+    def release(self) -> None:
+        """Remove our tag. If AWS stopped answering, the release's own error is the one to show: the tag left behind
+        is dead to this process now, to this host once the process ends, and to everyone after ``stale_after``."""
+        if self.key not in _held:
+            return
+        _held.discard(self.key)
+        with contextlib.suppress(AwsError):
+            self.ecs.untag_resource(resourceArn=self.arn, tagKeys=[self.key])
+
+    def _others(self, holders: dict[str, str]) -> dict[str, str]:
+        """Live holders other than us, leaving out those our claim removed (a read may still show them)."""
+        return {
+            k: v
+            for k, v in holders.items()
+            if k != self.key and k not in self._removed and not _dead(k, v, self.stale_after)
+        }
+
+
 @contextmanager
 def service_lock(
-    aws: Aws, service_arn: str, *, force: bool = False, stale_after: float = STALE_AFTER
-) -> Iterator[None]:
-    """Hold the release lock of ``service_arn`` inside the block; ``force`` takes it from another holder."""
-    ecs = aws.client("ecs")
-    key = f"{LOCK_TAG}/{uuid.uuid4().hex[:12]}"
-    mine = f"{holder_name()} since {int(time.time())}"
-    _held.add(key)
+    aws: Aws,
+    service_arn: str,
+    *,
+    force: bool = False,
+    stale_after: float = STALE_AFTER,
+    holders: dict[str, str] | None = None,
+) -> Iterator[ServiceLock]:
+    """Hold the release lock of ``service_arn`` inside the block; ``force`` takes it from another holder.
+
+    ``holders``: the service's lock tags as a read made just now saw them (the plan's DescribeServices), so the lock
+    need not read them again before its write; it always reads them after."""
+    lock = ServiceLock(aws, service_arn, force=force, stale_after=stale_after)
     try:
-        _acquire(ecs, service_arn, key, mine, force, stale_after)
-    except _Untaggable:
-        _held.discard(key)
-        yield  # services in the old ARN format cannot be tagged: release without the lock
-        return
+        lock.claim(holders)
+        lock.confirm()
     except BaseException:
-        _held.discard(key)
+        lock.release()
         raise
     try:
-        yield
+        yield lock
     finally:
-        _held.discard(key)
-        # If AWS stopped answering, the release's own error is the one to show. The tag left behind is dead to
-        # this process now, to this host once the process ends, and to everyone after ``stale_after``.
-        with contextlib.suppress(AwsError):
-            ecs.untag_resource(resourceArn=service_arn, tagKeys=[key])
-
-
-class _Untaggable(Exception):
-    pass
-
-
-def _acquire(ecs: Any, arn: str, key: str, mine: str, force: bool, stale_after: float) -> None:
-    others: dict[str, str] = {}
-    for attempt in range(ATTEMPTS):
-        holders = lock_holders(ecs, arn)
-        live = {k: v for k, v in holders.items() if not _dead(k, v, stale_after)}
-        if live and not force:
-            raise ConflictError(_busy(arn, live))
-        try:
-            ecs.tag_resource(resourceArn=arn, tags=[{"key": key, "value": mine}])
-        except AwsError as exc:
-            if exc.code == "InvalidParameterException":
-                raise _Untaggable from exc
-            raise
-        gone = [k for k, v in holders.items() if force or _dead(k, v, stale_after)]
-        if gone:
-            ecs.untag_resource(resourceArn=arn, tagKeys=gone)
-        others = {
-            k: v
-            for k, v in lock_holders(ecs, arn).items()
-            if k != key and k not in gone and not _dead(k, v, stale_after)
-        }
-        if not others:
-            return
-        # Someone wrote at the same time: both step back, and whoever comes back first finds the other gone.
-        ecs.untag_resource(resourceArn=arn, tagKeys=[key])
-        time.sleep(random.uniform(0.05, 0.4) * (attempt + 1))
-        force = False
-    raise ConflictError(_busy(arn, others))
+        lock.release()
 
 
 def _busy(arn: str, holders: dict[str, str]) -> str:

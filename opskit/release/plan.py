@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import html
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError, OpskitError
 from opskit.git import Checkout, read_checkout
 from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
-from opskit.release.images import BuildSpec, RegistryAuth
+from opskit.release.images import OCI_REVISION, BuildSpec, RegistryAuth
 from opskit.release.taskdef import MAX_BODY_BYTES, body_size, diff, registrable, same_body, with_images
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SHA_LENGTH = 12
 REUSE_LOOKBACK = 20  # newest ACTIVE revisions of the family searched for one that already is this release
-OCI_REVISION = "org.opencontainers.image.revision"
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,13 @@ class ReleasePlan:
     steps: tuple[Step, ...]
     # Why the image cannot be built here (no Docker engine answers), when it must be: build and push are unavailable.
     build_unavailable: OpskitError | None = None
+    # The image id of this commit's image in the Docker engine (tagged as the release's image): pushed, not rebuilt.
+    local_image: str | None = None
+    service_tags: tuple[dict[str, str], ...] = ()  # the service's tags as the plan read them (lock holders among them)
+    live_tags: tuple[dict[str, str], ...] = ()  # the live revision's tags, which the new revision carries on
+    planned_at: float = field(default_factory=time.monotonic)
+    # The engine the plan asked (it is asked again only when this is gone): not part of what the plan says.
+    docker: Any = field(default=None, compare=False, repr=False)
 
     @property
     def image(self) -> str:
@@ -145,6 +152,7 @@ class ReleasePlan:
             "reuse_revision": self.reuse_revision,
             "platform": self.platform,
             "build_unavailable": str(self.build_unavailable) if self.build_unavailable else None,
+            "local_image": self.local_image,
         }
 
     def to_frame(self) -> pd.DataFrame:
@@ -182,13 +190,14 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
             "or pass --allow-dirty"
         )
     tag = release_tag(commit, options)
-    cluster_arn, service = describe_service(aws, options.cluster, options.service)
+    cluster_arn, service = describe_service(aws, options.cluster, options.service, tags=True)
     live_arn = str(service["taskDefinition"])
-    live_body = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": live_arn})["taskDefinition"]
+    described = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": live_arn, "include": ["TAGS"]})
+    live_body = described["taskDefinition"]
     _check_named_containers(options, live_body)
     repository = _repository(aws, options, live_body)
     containers = _containers(options, live_body, repository)
-    existing = _existing_digest(aws, repository, tag, commit)
+    existing = existing_digest(aws, repository, tag, commit)
     platform = options.platform or _platform(live_body)
     image = f"{repository.uri}:{tag}"
     new_body = with_images(registrable(live_body), dict.fromkeys(containers, image))
@@ -201,11 +210,14 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     # Only an image already in ECR can already have a revision: a new commit's needs no search (that is 20
     # describes saved on every ordinary release); a re-release or a resumed one finds its revision again.
     reuse = None if commit.dirty or existing is None else _reusable_revision(aws, live_arn, live_body, new_body)
-    unavailable = None
+    unavailable, docker, local = None, None, None
     if existing is None:  # only a build needs the engine: an image already in ECR releases without one
-        from opskit.docker_engine import engine_problem
+        from opskit.docker_engine import connect_or_problem
+        from opskit.release.images import local_image
 
-        unavailable = engine_problem()
+        docker, unavailable = connect_or_problem()
+        if docker is not None:
+            local = local_image(docker, f"{repository.uri}:{tag}", commit.sha, platform)
     plan = ReleasePlan(
         options=options,
         commit=commit,
@@ -223,6 +235,10 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         diff=tuple(diff(live_body, new_body, live_name=_short(live_arn), new_name=f"{live_body['family']}:new")),
         steps=(),
         build_unavailable=unavailable,
+        local_image=local,
+        service_tags=tuple(service.get("tags") or ()),
+        live_tags=tuple(described.get("tags") or ()),
+        docker=docker,
     )
     return replace(plan, steps=_steps(plan))
 
@@ -242,11 +258,12 @@ def release_tag(commit: Checkout, options: ReleaseOptions) -> str:
     return tag
 
 
-def describe_service(aws: Aws, cluster: str, service: str) -> tuple[str, dict[str, Any]]:
-    """(cluster ARN, the service as DescribeServices tells it), or a one-line error naming what is missing."""
+def describe_service(aws: Aws, cluster: str, service: str, *, tags: bool = False) -> tuple[str, dict[str, Any]]:
+    """(cluster ARN, the service as DescribeServices tells it, with its ``tags`` when asked), or a one-line error
+    naming what is missing."""
     ecs = aws.client("ecs")
     try:
-        answer = ecs.describe_services(cluster=cluster, services=[service])
+        answer = ecs.describe_services(cluster=cluster, services=[service], **({"include": ["TAGS"]} if tags else {}))
     except AwsError as exc:
         if exc.code == "ClusterNotFoundException":
             raise NotFoundError(
@@ -340,7 +357,7 @@ def _containers(options: ReleaseOptions, live_body: dict[str, Any], repository: 
     return matching
 
 
-def _existing_digest(aws: Aws, repository: Repository, tag: str, commit: Checkout) -> str | None:
+def existing_digest(aws: Aws, repository: Repository, tag: str, commit: Checkout) -> str | None:
     """The digest already under ``tag``; refuses a tag that holds another commit's image."""
     if not repository.exists:
         return None
@@ -397,6 +414,9 @@ def _steps(plan: ReleasePlan) -> tuple[Step, ...]:
     if plan.existing_digest:
         steps.append(Step("build", "skip", f"{plan.image} is already in ECR ({plan.existing_digest[:19]})"))
         steps.append(Step("push", "skip", "the commit's image is reused"))
+    elif plan.local_image:
+        steps.append(Step("build", "skip", f"{plan.image} is already in the Docker engine ({plan.local_image[:19]})"))
+        steps.append(Step("push", "run", plan.image))
     elif plan.build_unavailable is not None:
         steps.append(Step("build", "unavailable", str(plan.build_unavailable)))
         steps.append(Step("push", "unavailable", f"{plan.image} cannot be built here"))
