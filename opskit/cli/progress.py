@@ -73,7 +73,7 @@ def report_record(record: ReleaseRecord, output_format: str) -> None:
     if output_format == "json":
         click.echo(record.to_json())
     else:
-        click.echo(record.to_frame().drop(columns=["started_at"]).T.to_string(header=False))
+        click.echo(record.to_text())
     if not record.ok:
         click.echo(f"opskit: {record.kind} failed: {record.outcome}: {record.reason}", err=True)
         sys.exit(1)

@@ -36,12 +36,22 @@ class ReleaseRecord:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
+    def row(self) -> dict[str, Any]:
+        """The record as one flat row: its fields, and ``<stage>_seconds`` for each stage."""
+        row = {k: v for k, v in self.to_dict().items() if k != "stages"}
+        row.update({f"{stage}_seconds": seconds for stage, seconds in self.stages.items()})
+        return row
+
+    def to_text(self) -> str:
+        """One ``name  value`` line per field (``started_at`` left out: the progress lines said when)."""
+        row = {k: v for k, v in self.row().items() if k != "started_at"}
+        width = max(len(name) for name in row)
+        return "\n".join(f"{name:<{width}}  {value}" for name, value in row.items())
+
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
-        row = {k: v for k, v in self.to_dict().items() if k != "stages"}
-        row.update({f"{stage}_seconds": seconds for stage, seconds in self.stages.items()})
-        frame = pd.DataFrame([row])
+        frame = pd.DataFrame([self.row()])
         for column in ("started_at", "finished_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
         return frame
