@@ -1,4 +1,4 @@
-"""The AWS boundary: the one place that makes boto3 sessions and clients, and translates their failures.
+"""The AWS boundary: the one place that makes botocore sessions and clients, and translates their failures.
 
 Everything else receives an :class:`Aws` and asks it for clients, so region, profile, endpoint and the
 retry policy are decided here once, by botocore's own rules: ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the profile,
@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
 import botocore
 import botocore.config
 import botocore.exceptions
@@ -189,23 +188,26 @@ class Aws:
                 f"endpoint {self.endpoint_url!r} is not an http(s) URL: pass one such as http://127.0.0.1:4566, "
                 "or none for AWS"
             )
+        # A botocore session, as boto3's Session makes one (boto3 itself adds only resources, which opskit does not
+        # use, and the import of s3transfer, which a release command should not pay for).
         core = botocore.session.Session()
         try:
-            self._session = boto3.Session(
-                botocore_session=core,
-                profile_name=self.profile,
-                region_name=self.region or None,
-                aws_access_key_id=self.access_key_id,
-                aws_secret_access_key=self.secret_access_key,
-            )
-            # boto3 reads AWS_DEFAULT_REGION and the profile; AWS_REGION, which the other SDKs and CI actions set,
+            if self.profile is not None:
+                core.set_config_variable("profile", self.profile)
+                core.get_scoped_config()  # a profile that does not exist is refused now, not at the first call
+            if self.access_key_id or self.secret_access_key:
+                core.set_credentials(self.access_key_id, self.secret_access_key)
+            if self.region:
+                core.set_config_variable("region", self.region)
+            # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION, which the other SDKs and CI actions set,
             # comes next.
-            region = self._session.region_name or os.environ.get("AWS_REGION") or None
+            region = core.get_config_variable("region") or os.environ.get("AWS_REGION") or None
         except (botocore.exceptions.BotoCoreError, ValueError) as exc:
             raise ConfigError(aws_error(exc).message) from exc
         if not region:
             raise ConfigError(aws_error(botocore.exceptions.NoRegionError()).message)
         self.region = region
+        self._session = core
         self.retry_mode = _configured_retry_mode(core)
         if self.max_attempts is None:
             self.max_attempts = _configured_attempts(core)
@@ -270,7 +272,7 @@ class Aws:
         try:
             # No endpoint unless one was passed: botocore resolves AWS_ENDPOINT_URL(_<SERVICE>) and the profile's.
             extra = {"endpoint_url": self.endpoint_url} if self.endpoint_url else {}
-            return self._session.client(service, region_name=self.region, config=config, **extra)
+            return self._session.create_client(service, region_name=self.region, config=config, **extra)
         except (botocore.exceptions.BotoCoreError, ValueError) as exc:
             raise ConfigError(aws_error(exc).message) from exc
 

@@ -161,4 +161,14 @@ def test_the_release_command_imports_only_what_a_release_uses(world: World) -> N
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = {m.group(1).split(".")[0] for m in re.finditer(r"^import time:.*\|\s+(\S+)$", done.stderr, re.M)}
     assert {"opskit", "botocore", "docker", "click"} <= loaded  # the log is read right
-    assert not loaded & {"pandas", "numpy", "pyarrow", "matplotlib", "ipywidgets", "moto", "werkzeug"}
+    assert not loaded & {
+        "pandas",
+        "numpy",
+        "pyarrow",
+        "matplotlib",
+        "ipywidgets",
+        "moto",
+        "werkzeug",
+        "boto3",
+        "s3transfer",
+    }
