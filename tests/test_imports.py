@@ -33,3 +33,21 @@ def test_the_floors_are_pyprojects_lower_bounds() -> None:
     floors = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "floors.py"))["floors"]()
     assert {"boto3", "moto", "pandas", "pytest"} <= set(floors)
     assert all(version[0].isdigit() for version in floors.values())
+
+
+def test_the_command_list_says_what_each_command_says_of_itself() -> None:
+    """`opskit --help` reads the summaries from the sources (importing no command): the list is the one click makes
+    from the imported commands."""
+    import click
+
+    from opskit.cli import main
+
+    def listing(format_commands: object) -> str:
+        context = click.Context(main)
+        formatter = context.make_formatter()
+        format_commands(context, formatter)  # type: ignore[operator]
+        return formatter.getvalue()
+
+    ours = listing(main.format_commands)
+    assert ours.count("\n") > 10
+    assert ours == listing(lambda context, formatter: click.Group.format_commands(main, context, formatter))
