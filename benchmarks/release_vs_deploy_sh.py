@@ -5,13 +5,15 @@ Prints first the comparison that matters to a user, processes against processes:
 rollout wait (the wait itself excluded from every path), the API calls made up to and including UpdateService and
 the registry requests, medians over alternating runs, for
 - `opskit release`: the `opskit` console script installed next to this interpreter (else the one on PATH), a new
-  process per run (Python start-up and imports included), timed to its "wait" line;
+  process per run (Python start-up and imports included), timed to its "wait" line, releasing the image a CI step
+  built for the commit under the release's name (`docker tag`, untimed, as deploy.sh's image is built untimed);
+- the same command with no image for the commit in the engine: a docker build whose steps are all cache hits;
 - deploy.sh: bash + the docker CLI + the aws CLI (docker tag, ecr get-login-password | docker login, docker push,
   describe-task-definition, a jq/python edit, register-task-definition, update-service), each a process;
 then, for reference, opskit in-process (plan_release + apply_release, a fresh Aws and Docker client per run) with
 its time per stage and the calls of its plan.
 Every run releases a new commit (a new SHA tag in an IMMUTABLE repository) of an app whose image was built once
-before the runs, so opskit's build stage is all docker build cache hits and deploy.sh only tags. Between runs the
+before the runs; the API call table says what each of opskit's calls is for. Between runs the
 rollout is let settle. Needs a Docker engine and the registry the sandbox uses (see README).
 """
 
@@ -42,6 +44,18 @@ from opskit.sandbox.app import Seen
 
 CLUSTER, SERVICE, FAMILY, CONTAINER, REPOSITORY = "prod", "web", "web", "web", "web"
 POLL = 0.2  # seconds between rollout polls; the wait is not measured, so this only shortens the run
+# What each of opskit's calls up to the wait is for (the checks deploy.sh does not make among them).
+PURPOSE = {
+    "DescribeServices": "plan: the service, with its tags (the lock's holders); re-read before the update",
+    "DescribeTaskDefinition": "plan: the live revision, with its tags (copied onto the new one)",
+    "DescribeRepositories": "plan: the repository's URI and tag mutability",
+    "DescribeImages": "plan: the commit's image already in ECR? (then nothing is built or pushed)",
+    "TagResource": "the release lock: our tag",
+    "ListTagsForResource": "the release lock: read back, ours the only live one",
+    "GetAuthorizationToken": "the push's registry credentials",
+    "RegisterTaskDefinition": "the new revision",
+    "UpdateService": "the rollout",
+}
 
 # The usual deploy.sh, as found in CI jobs and blog posts; `mark` (a bash builtin echo) records step times.
 DEPLOY_SH = r"""#!/usr/bin/env bash
@@ -157,6 +171,10 @@ class World:
         git(self.app, "commit", "-qm", f"{label} {self.commits}")
         return git(self.app, "rev-parse", "HEAD")
 
+    def prebuild(self, sha: str) -> None:
+        """The CI step before the release: the commit's image in the engine under the release's name."""
+        self.docker.api.tag(self.local_image, self.uri, sha[:12])
+
     def env(self) -> dict[str, str]:
         """The environment of the deploy.sh and CLI processes: the sandbox's, the engine, a private docker config."""
         aws_bin = Path(sys.executable).parent  # the aws CLI itself, not a pyenv shim in front of it
@@ -264,17 +282,15 @@ class Run:
 
 
 def release_with_opskit(world: World) -> Run:
-    """plan_release + apply_release in this process; timed and counted up to the wait stage's start."""
+    """plan_release + apply_release in this process, of the commit's prebuilt image; timed and counted up to the
+    wait stage's start."""
     sandbox = world.sandbox
-    world.commit("opskit")
+    world.prebuild(world.commit("opskit"))
     world.reset_counters()
     marks: dict[str, float] = {}
     snapshots: dict[str, Counter[str]] = {}
-    build_log: list[str] = []
 
     def progress(event: ProgressEvent) -> None:
-        if event.stage == "build" and event.state == "log":
-            build_log.append(event.message)
         if event.stage == "wait" and event.state in ("started", "done", "failed"):
             marks[f"wait {event.state}"] = time.perf_counter()
             snapshots[f"wait {event.state}"] = sandbox.calls
@@ -292,10 +308,6 @@ def release_with_opskit(world: World) -> Run:
     parts = {"plan": planned - begin, **{k: v for k, v in record.stages.items() if k != "wait"}}
     seconds = marks["wait started"] - begin
     parts["other"] = seconds - sum(parts.values())  # lock, checks between stages, client set-up
-    # The Dockerfile's own steps (FROM aside) and the LABEL step the engine appends for opskit's OCI labels.
-    steps = [line for line in build_log if re.match(r"Step \d+/\d+ : (?!FROM )", line)]
-    hits = sum(1 for line in build_log if "Using cache" in line)
-    dockerfile_steps = sum(1 for line in steps if not re.match(r"Step \d+/\d+ : LABEL ", line))
     waited = snapshots.get("wait done") or snapshots["wait failed"]
     calls, registry = world.until_update()
     return Run(
@@ -305,7 +317,6 @@ def release_with_opskit(world: World) -> Run:
         parts=parts,
         plan_calls=plan_calls,
         after_wait_calls=sandbox.calls - waited,
-        cache_hits=(hits, dockerfile_steps),
     )
 
 
@@ -318,9 +329,20 @@ def opskit_command() -> str:
     return found
 
 
-def release_with_opskit_command(world: World, opskit: str) -> Run:
-    """`opskit release` as a new process, timed from its start to the line announcing the wait."""
-    world.commit("opskit-cli")
+def cache_hits(build_log: Iterable[str]) -> tuple[int, int]:
+    """(Dockerfile steps answered from the cache, Dockerfile steps after FROM) of a build's log; the LABEL step the
+    engine appends for opskit's OCI labels is not the Dockerfile's."""
+    lines = list(build_log)
+    steps = [line for line in lines if re.search(r"Step \d+/\d+ : (?!FROM |LABEL )", line)]
+    return sum(1 for line in lines if "Using cache" in line), len(steps)
+
+
+def release_with_opskit_command(world: World, opskit: str, *, prebuilt: bool = True) -> Run:
+    """`opskit release` as a new process, timed from its start to the line announcing the wait: of the commit's
+    prebuilt image, or (``prebuilt`` False) building it, every step a cache hit."""
+    sha = world.commit("opskit-cli")
+    if prebuilt:
+        world.prebuild(sha)
     world.reset_counters()
     command = [opskit, "release", "--cluster", CLUSTER, "--service", SERVICE]
     command += ["--path", str(world.app), "--poll-interval", str(POLL), "--timeout", "300"]
@@ -337,7 +359,7 @@ def release_with_opskit_command(world: World, opskit: str) -> Run:
     if process.wait() != 0 or seconds is None:
         sys.exit("`opskit release` failed:\n" + "".join(lines[-10:]))
     calls, registry = world.until_update()
-    return Run(seconds=seconds, calls=calls, registry=registry)
+    return Run(seconds=seconds, calls=calls, registry=registry, cache_hits=cache_hits(lines))
 
 
 def release_with_deploy_sh(world: World, script: Path) -> Run:
@@ -405,7 +427,7 @@ def number(value: float) -> str:
     return f"{value:g}" if value else "-"
 
 
-def print_counts(title: str, columns: dict[str, list[Counter[str]]]) -> None:
+def print_counts(title: str, columns: dict[str, list[Counter[str]]], purposes: dict[str, str] | None = None) -> None:
     summaries = {name: median_counter(runs) for name, runs in columns.items()}
     keys = sorted({key for medians, _ in summaries.values() for key in medians})
     width = max([len(k) for k in keys] + [len(title)]) + 2
@@ -417,7 +439,8 @@ def print_counts(title: str, columns: dict[str, list[Counter[str]]]) -> None:
             if key in spread:
                 cell += f" ({spread[key][0]}-{spread[key][1]})"
             cells.append(f"{cell:>16}")
-        print(f"  {key:<{width - 2}}" + "".join(cells))
+        purpose = f"   {purposes.get(key, '')}" if purposes else ""
+        print(f"  {key:<{width - 2}}" + "".join(cells) + purpose)
     totals = [statistics.median(sum(c.values()) for c in runs) for runs in columns.values()]
     print(f"  {'total':<{width - 2}}" + "".join(f"{number(t):>16}" for t in totals))
 
@@ -435,9 +458,10 @@ def report(
     startup: dict[str, float],
 ) -> None:
     api, cli, sh = results["opskit"], results["opskit release"], results["deploy.sh"]
+    building = results["opskit release, building"]
     sh_median = statistics.median(r.seconds for r in sh)
     cli_median = statistics.median(r.seconds for r in cli)
-    hits, steps = api[-1].cache_hits
+    hits, steps = building[-1].cache_hits
     print("`opskit release` vs deploy.sh, processes against processes, on one sandbox (time scale 60)")
     print(f"  opskit release: {opskit} (a new process per run)")
     print(f"  deploy.sh:      bash, the docker CLI and the aws CLI, a process per step; JSON edited with {edit}")
@@ -447,9 +471,10 @@ def report(
         f"revisions before the runs, IMMUTABLE repository {REPOSITORY}; each run releases a new commit (a new SHA tag)"
     )
     print(
-        f"image built once before the runs: opskit's build stage is a docker build whose steps are all cache hits "
-        f"({hits} of the Dockerfile's {steps} steps after FROM 'Using cache'; then a LABEL step for the OCI labels, "
-        "which runs a container); deploy.sh only runs docker tag"
+        "image built once before the runs; before each run of opskit release, untimed, a CI step's `docker tag` names "
+        "it as the release's image for the commit (deploy.sh tags it itself, timed), so opskit skips the build; "
+        f"`building`: no such image, a docker build whose steps are all cache hits ({hits} of the Dockerfile's "
+        f"{steps} steps after FROM 'Using cache'; then a LABEL step for the OCI labels, which runs a container)"
     )
 
     print("\nwall time up to the start of the rollout wait (wait excluded), median [min-max] of runs")
@@ -457,6 +482,7 @@ def report(
     for name, runs in (
         ("opskit release: the command, a new process", cli),
         ("deploy.sh: bash + docker CLI + aws CLI processes", sh),
+        ("opskit release, building (cache hits)", building),
     ):
         values = [r.seconds for r in runs]
         med = statistics.median(values)
@@ -465,6 +491,7 @@ def report(
     print_counts(
         "API calls up to and including UpdateService (median per run)",
         {"opskit release": [r.calls for r in cli], "deploy.sh": [r.calls for r in sh]},
+        PURPOSE,
     )
     print_counts(
         "registry /v2 requests up to UpdateService",
@@ -514,13 +541,15 @@ def report(
         "a few ms on the sandbox; on AWS each is a round trip to the region, which this benchmark does not measure."
     )
     print(
-        "  - what opskit does that deploy.sh does not: a release lock on the service (ListTagsForResource, "
-        "TagResource, re-read; UntagResource after the wait); idempotency checks (DescribeImages before build and "
-        "push; only when the commit's image is already in ECR, ListTaskDefinitions + DescribeTaskDefinition of up "
-        "to 20 ACTIVE revisions for one that already is this release: not in these runs, each a new commit); "
-        "digest confirmation after the push "
-        "(DescribeImages); the service re-read before the update (refuses a moved service or a rollout in progress); "
-        "the live revision's tags copied plus a commit tag (ListTagsForResource); OCI labels on the image."
+        "  - what opskit does that deploy.sh does not: a release lock on the service (its first read is the plan's "
+        "DescribeServices with tags; TagResource, ListTagsForResource; UntagResource after the wait); the commit's "
+        "image looked for in ECR before anything is built (DescribeImages; only when it is there, ListTaskDefinitions "
+        "+ DescribeTaskDefinition of up to 20 ACTIVE revisions for one that already is this release: not in these "
+        "runs, each a new commit); the service re-read before the update (refuses a moved service or a rollout in "
+        "progress); the live revision's tags copied plus a commit tag (read with the revision); OCI labels on the "
+        "image it builds. In an IMMUTABLE repository the registry's acceptance of the manifest under the tag is the "
+        "digest's confirmation, and its refusal of a taken tag the check for another push of the commit; a MUTABLE "
+        "one costs a DescribeImages before and after the push."
     )
     print(
         "  - the label check (the image's org.opencontainers.image.revision read from the registry) runs only when "
@@ -565,6 +594,7 @@ def main() -> None:
             edit = f"{edit}; aws CLI: {_output([aws, '--version'])}"
             paths: dict[str, Callable[[], Run]] = {
                 "opskit release": lambda: release_with_opskit_command(world, opskit),
+                "opskit release, building": lambda: release_with_opskit_command(world, opskit, prebuilt=False),
                 "deploy.sh": lambda: release_with_deploy_sh(world, script),
                 "opskit": lambda: release_with_opskit(world),
             }
