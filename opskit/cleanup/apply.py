@@ -1,7 +1,8 @@
 """Applying a cleanup plan: deregister, delete in batches of 10, then images; paced, re-checked, journaled.
 
 Each action waits for its token in ECS's bucket (task-definition modify: a burst of 20, then 1 per second;
-deletion: a burst of 5, then 1 per second), re-reads what is in use right before it acts (a revision that a
+deletion: a burst of 5, then 1 per second, as AWS publishes them; the pacer finds out how much more the endpoint
+allows, :mod:`opskit.library.pacing`), re-reads what is in use right before it acts (a revision that a
 service or a task took up since the plan is skipped and reported), and is written to the run's journal once AWS
 answered. Deregistering and deleting interleave: each goes whenever its own bucket has a token, so a cleanup
 takes as long as the slower bucket allows, not the sum of both. A run that stops (Ctrl-C, a crash, lost network)
@@ -33,6 +34,7 @@ from opskit.library.pacing import (
     TASK_DEFINITION_MODIFY,
     TASK_DEFINITION_READ,
     Pacer,
+    paced_aws,
 )
 from opskit.progress import Progress, ProgressEvent, ignore
 
@@ -63,7 +65,8 @@ def apply_cleanup(
 ) -> CleanupResult:
     """Carry out ``plan`` (or finish it, when it is an interrupted run's); returns every revision's outcome.
 
-    ``rate_scale`` multiplies ECS's refill rates (a sandbox with ``time_scale``). Errors that stop the run
+    ``rate_scale`` multiplies ECS's refill rates as a hint (a sandbox with ``time_scale``: the pacer starts there
+    and learns what the endpoint allows either way). Errors that stop the run
     (credentials, permissions, a network that stays down) raise a one-line :class:`~opskit.errors.OpskitError`;
     what was done is in the journal, and the same plan resumes from there.
     """
@@ -73,11 +76,12 @@ def apply_cleanup(
     folder = runs_folder(aws, journal_dir)
     with exclusive(folder):
         run = _open_run(folder, plan)
+        wire = paced_aws(aws)  # the pacer's calls: each throttle reaches it, and slows it down
         try:
-            guard = Guard(aws, pacer, run, plan, rate_scale)
-            revisions = _Revisions(plan, aws, pacer, run, progress, guard)
+            guard = Guard(wire, pacer, run, plan, rate_scale)
+            revisions = _Revisions(plan, wire, pacer, run, progress, guard)
             revisions.run()
-            images = apply_images(plan, aws, pacer, run, progress, revisions.final, guard.live)
+            images = apply_images(plan, wire, pacer, run, progress, revisions.final, guard.live)
         except AwsError as exc:
             raise _stopped(exc, run) from exc
         result = CleanupResult(

@@ -34,6 +34,7 @@ EVENT = "protected"
 class Guard:
     def __init__(self, aws: Aws, pacer: Pacer, run: CleanupRun, plan: CleanupPlan, rate_scale: float = 1.0) -> None:
         self.aws = aws
+        self.pacer = pacer
         self.run = run
         self.plan = plan
         self.rate_scale = rate_scale
@@ -49,6 +50,7 @@ class Guard:
         with RevisionLibrary(
             self.aws, cache_path=":memory:", account_id="cleanup", rate_scale=self.rate_scale
         ) as library:
+            library.pacer = self.pacer  # the run's own buckets: what they learn here serves the re-checks too
             library.sync(include=["services"])
             targets = rollback_protection(
                 library.service_records(), library.deployment_records(), self.plan.options.rollback_depth

@@ -61,7 +61,12 @@ def _number(value: str | None, option: str, *, whole: bool) -> Any:
 @click.option("--repository", "repositories", multiple=True, help="With --images: only this repository (repeatable).")
 @click.option("--apply", "apply_", is_flag=True, help="Carry the plan out (default: only show it).")
 @click.option("--yes", is_flag=True, help="With --apply: do not ask for confirmation.")
-@click.option("--rate-scale", default="1", hidden=True, help="Multiply ECS's rates (a time-scaled sandbox).")
+@click.option(
+    "--rate-scale",
+    default="1",
+    hidden=True,
+    help="Start at ECS's rates times this (a time-scaled sandbox); the pacer learns what the endpoint allows anyway.",
+)
 @format_option("table", "json")
 @aws_options
 def command(

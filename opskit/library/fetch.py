@@ -2,10 +2,11 @@
 
 Listing and describing overlap: each listed page's unseen revisions join a backlog that a pool of workers drains
 (a few ARNs in flight at a time, so memory does not grow with the listing), and all of them share the
-task-definition-read bucket of a :class:`~opskit.library.pacing.Pacer`, so the sync runs at the
-rate AWS allows from the first call. Described revisions are written as they arrive, so an interrupted sync
-keeps its work and the next one resumes where it stopped. Statuses are listed in the order revisions move
-through them (ACTIVE, INACTIVE, DELETE_IN_PROGRESS), so one that moves during the listing is seen at least once.
+task-definition-read bucket of a :class:`~opskit.library.pacing.Pacer`, so the sync runs at the rate the
+endpoint allows, which the pacer finds out from AWS's published rate up within the first second or so. Described
+revisions are written as they arrive, so an interrupted sync keeps its work and the next one resumes where it
+stopped. Statuses are listed in the order revisions move through them (ACTIVE, INACTIVE, DELETE_IN_PROGRESS), so
+one that moves during the listing is seen at least once.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,30 +137,50 @@ def _scan_frequencies(ecr: Any, pacer: Pacer, names: list[str]) -> dict[str, str
 # -- ECS services --------------------------------------------------------------------------------------------------
 def sync_services(aws: Aws, store: Store, pacer: Pacer, *, workers: int = 8, history: str = "auto") -> InventorySync:
     """``history``: "auto" (the service-deployment APIs, or what DescribeServices shows where they are not
-    available), "service-deployments" (fail without them) or "service" (never ask them)."""
+    available), "service-deployments" (fail without them) or "service" (never ask them).
+
+    Services are described 10 a call by a pool of ``workers``, and each one's deployments are listed, by a pool of
+    its own, as soon as it is described: the service-read and service-deployment buckets are drawn on side by side,
+    and neither waits for the other (one after another, each call's latency would add up too)."""
     ecs = aws.client("ecs")
     clusters = list(_pages(pacer, None, ecs.list_clusters, "clusterArns", maxResults=100))
-    bodies: list[tuple[str, dict[str, Any]]] = []
+    batches: list[tuple[str, list[str]]] = []
     for cluster_arn in clusters:
-        cluster = cluster_arn.rsplit("/", 1)[-1]
         arns = list(_pages(pacer, SERVICE_READ, ecs.list_services, "serviceArns", cluster=cluster_arn, maxResults=100))
-        for start in range(0, len(arns), 10):
-            answer = pacer.call(
-                SERVICE_READ, ecs.describe_services, cluster=cluster_arn, services=arns[start : start + 10]
-            )
-            bodies.extend((cluster, body) for body in answer.get("services") or [])
+        batches.extend((cluster_arn, arns[start : start + 10]) for start in range(0, len(arns), 10))
+
+    def described(batch: tuple[str, list[str]]) -> list[tuple[str, dict[str, Any]]]:
+        cluster_arn, arns = batch
+        answer = pacer.call(SERVICE_READ, ecs.describe_services, cluster=cluster_arn, services=arns)
+        return [(cluster_arn.rsplit("/", 1)[-1], body) for body in answer.get("services") or []]
 
     use_apis = history != HISTORY_OBSERVED
     histories: dict[tuple[str, str], list[DeploymentRecord]] = {}
-    if use_apis and bodies:
+    with (
+        ThreadPoolExecutor(max(1, workers), thread_name_prefix="opskit-services") as pool,
+        ThreadPoolExecutor(max(1, workers), thread_name_prefix="opskit-history") as history_pool,
+    ):
         try:
-            histories = _histories_from_apis(ecs, store, pacer, bodies, workers)
-        except AwsError as exc:
-            code = exc.code
-            if history != "auto" or code not in _UNAVAILABLE:
-                raise
-            log.info("service-deployment APIs unavailable (%s): using what DescribeServices shows", code)
-            use_apis = False
+            from_apis = _Histories(ecs, store, pacer, history_pool) if use_apis else None
+            bodies: list[tuple[str, dict[str, Any]]] = []
+            for found in pool.map(described, batches):  # in order, as they come
+                bodies.extend(found)
+                if from_apis is not None:
+                    from_apis.ask(found)
+            if from_apis is not None and bodies:
+                try:
+                    histories = from_apis.collect(bodies)
+                except AwsError as exc:
+                    code = exc.code
+                    if history != "auto" or code not in _UNAVAILABLE:
+                        raise
+                    log.info("service-deployment APIs unavailable (%s): using what DescribeServices shows", code)
+                    use_apis = False
+                    history_pool.shutdown(wait=False, cancel_futures=True)  # the rest would fail alike
+        except BaseException:
+            for each in (pool, history_pool):  # what is queued would only delay the error
+                each.shutdown(wait=False, cancel_futures=True)
+            raise
     source = HISTORY_APIS if use_apis else HISTORY_OBSERVED
     if not use_apis:
         for cluster, body in bodies:
@@ -183,16 +203,49 @@ def sync_services(aws: Aws, store: Store, pacer: Pacer, *, workers: int = 8, his
     )
 
 
-def _histories_from_apis(
-    ecs: Any, store: Store, pacer: Pacer, bodies: list[tuple[str, dict[str, Any]]], workers: int
-) -> dict[tuple[str, str], list[DeploymentRecord]]:
-    def listing(item: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        _, body = item
+class _Histories:
+    """Services' deployment histories from the service-deployment APIs, fetched while the services are still being
+    described: each service's deployments listed as soon as it is known (:meth:`ask`), the service revisions they
+    target described 20 a call as they turn up (:meth:`collect`). Service revisions never change: each is
+    described once, ever (the store keeps them). The store is only used from the calling thread."""
+
+    def __init__(self, ecs: Any, store: Store, pacer: Pacer, pool: ThreadPoolExecutor) -> None:
+        self.ecs, self.store, self.pacer, self.pool = ecs, store, pacer, pool
+        self.listings: list[Future[list[dict[str, Any]]]] = []
+        self.known: dict[str, str] = {}  # service revision ARN -> task definition
+        self.asked: set[str] = set()
+        self.waiting: list[str] = []
+        self.describing: list[Future[list[tuple[str, str]]]] = []
+
+    def ask(self, found: list[tuple[str, dict[str, Any]]]) -> None:
+        self.listings.extend(self.pool.submit(self._listing, body) for _, body in found)
+
+    def collect(self, bodies: list[tuple[str, dict[str, Any]]]) -> dict[tuple[str, str], list[DeploymentRecord]]:
+        """Every service's history, in the order of ``bodies`` (those :meth:`ask` was given)."""
+        listings = []
+        for future in self.listings:
+            listings.append(future.result())
+            self._targets(listings[-1])
+        self._describe(everything=True)
+        fresh = [item for future in self.describing for item in future.result()]
+        self.store.put_service_revisions(fresh)
+        self.known.update(fresh)
+        return {
+            (cluster, body["serviceName"]): [
+                from_service_deployment(
+                    b, self.known.get(b.get("targetServiceRevisionArn", "")), cluster, body["serviceName"]
+                )
+                for b in found
+            ]
+            for (cluster, body), found in zip(bodies, listings, strict=True)
+        }
+
+    def _listing(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         return list(
             _pages(
-                pacer,
+                self.pacer,
                 SERVICE_DEPLOYMENT_READ,
-                ecs.list_service_deployments,
+                self.ecs.list_service_deployments,
                 "serviceDeployments",
                 cluster=body["clusterArn"],
                 service=body["serviceArn"],
@@ -200,28 +253,22 @@ def _histories_from_apis(
             )
         )
 
-    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="opskit-history") as pool:
-        listings = list(pool.map(listing, bodies))
-    revision_arns = {
-        b["targetServiceRevisionArn"] for found in listings for b in found if b.get("targetServiceRevisionArn")
-    }
-    known = store.service_revisions(revision_arns)
-    unseen = sorted(revision_arns - known.keys())
-    fresh: list[tuple[str, str]] = []
-    for start in range(0, len(unseen), 20):  # service revisions never change: each is described once, ever
-        answer = pacer.call(
-            SERVICE_DEPLOYMENT_READ, ecs.describe_service_revisions, serviceRevisionArns=unseen[start : start + 20]
-        )
-        fresh.extend((r["serviceRevisionArn"], r["taskDefinition"]) for r in answer.get("serviceRevisions") or [])
-    store.put_service_revisions(fresh)
-    known.update(fresh)
-    return {
-        (cluster, body["serviceName"]): [
-            from_service_deployment(b, known.get(b.get("targetServiceRevisionArn", "")), cluster, body["serviceName"])
-            for b in found
-        ]
-        for (cluster, body), found in zip(bodies, listings, strict=True)
-    }
+    def _targets(self, deployments: list[dict[str, Any]]) -> None:
+        arns = {d["targetServiceRevisionArn"] for d in deployments if d.get("targetServiceRevisionArn")} - self.asked
+        self.asked |= arns
+        cached = self.store.service_revisions(arns)
+        self.known.update(cached)
+        self.waiting.extend(sorted(arns - cached.keys()))
+        self._describe()
+
+    def _describe(self, *, everything: bool = False) -> None:
+        while len(self.waiting) >= 20 or (everything and self.waiting):
+            batch, self.waiting = self.waiting[:20], self.waiting[20:]
+            self.describing.append(self.pool.submit(self._revisions, batch))
+
+    def _revisions(self, arns: list[str]) -> list[tuple[str, str]]:
+        answer = self.pacer.call(SERVICE_DEPLOYMENT_READ, self.ecs.describe_service_revisions, serviceRevisionArns=arns)
+        return [(r["serviceRevisionArn"], r["taskDefinition"]) for r in answer.get("serviceRevisions") or []]
 
 
 __all__ = ["HISTORY_APIS", "HISTORY_OBSERVED", "InventorySync", "sync_images", "sync_services"]

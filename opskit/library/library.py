@@ -18,7 +18,7 @@ from opskit.library import frames
 from opskit.library.export import export
 from opskit.library.fetch import RevisionSync, describe, sync_revisions
 from opskit.library.inventory import InventorySync, sync_images, sync_services
-from opskit.library.pacing import Pacer, Rate
+from opskit.library.pacing import Pacer, Rate, paced_aws
 from opskit.library.rows import (
     REPOSITORY_FIELDS,
     decode_body,
@@ -48,8 +48,8 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class SyncReport:
-    """What :meth:`RevisionLibrary.sync` did: per part, and the API calls it made (throttles that got past
-    botocore's own retries were retried by the pacer and are counted in ``throttled``)."""
+    """What :meth:`RevisionLibrary.sync` did: per part, and the API calls it made (each throttle was retried by the
+    pacer, which slowed down for it, and is counted in ``throttled``)."""
 
     revisions: RevisionSync | None = None
     images: InventorySync | None = None
@@ -71,8 +71,10 @@ class RevisionLibrary:
 
     The cache is one SQLite file per account, region and endpoint under ``cache_dir`` (default
     ``$OPSKIT_CACHE_DIR`` or the user cache directory), or exactly ``cache_path`` (``":memory:"`` keeps nothing).
-    Frames read the cache, so they work offline after a sync. ``rate_scale`` multiplies AWS's refill rates (for a
-    sandbox with ``time_scale``); ``rates`` overrides them per category (:data:`~opskit.library.pacing.AWS_RATES`).
+    Frames read the cache, so they work offline after a sync. Syncs go as fast as the endpoint allows, which the
+    pacer learns from AWS's published rates up (:mod:`opskit.library.pacing`); ``rate_scale`` multiplies those
+    rates as a hint (a sandbox with ``time_scale``: it starts there), ``rates`` overrides them per category
+    (:data:`~opskit.library.pacing.AWS_RATES`).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class RevisionLibrary:
         self.workers = workers
         self.service_history = service_history
         self.pacer = Pacer(rates, rate_scale=rate_scale)
+        self._wire: Aws | None = None
         self._cache_path = cache_path
         self._cache_dir = Path(cache_dir) if cache_dir else None
         self._account_id = account_id
@@ -130,6 +133,13 @@ class RevisionLibrary:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def _paced(self) -> Aws:
+        """``aws`` as the pacer's calls use it: throttles come straight back to the pacer (:func:`paced_aws`)."""
+        if self._wire is None:
+            self._wire = paced_aws(self.aws)
+        return self._wire
+
     def _guarded(self, work: Callable[[], T]) -> T:
         """Run ``work`` on the cache; a cache found corrupt in use is rebuilt (with a warning) and ``work`` rerun."""
         try:
@@ -152,7 +162,8 @@ class RevisionLibrary:
         Revisions: every status is listed 100 at a time and only revisions the cache lacks are described (all of
         them with ``refresh=True``); status changes and deletions come from the listings. ``families`` limits
         the revisions synced to those families. ``progress(done, total)`` follows the describes (the total grows
-        while the listing runs). Nothing raises ThrottlingException: calls are paced and throttles retried.
+        while the listing runs). Nothing raises ThrottlingException: calls are paced and throttles retried, each
+        one slowing the pacer down to just under the rate the endpoint showed.
         """
         parts = set(include)
         unknown = parts - set(PARTS)
@@ -166,7 +177,7 @@ class RevisionLibrary:
         if "revisions" in parts:
             revisions = self._guarded(
                 lambda: sync_revisions(
-                    self.aws,
+                    self._paced,
                     self.store,
                     self.pacer,
                     families=wanted,
@@ -176,11 +187,11 @@ class RevisionLibrary:
                 )
             )
         if "images" in parts:
-            images = self._guarded(lambda: sync_images(self.aws, self.store, self.pacer, workers=self.workers))
+            images = self._guarded(lambda: sync_images(self._paced, self.store, self.pacer, workers=self.workers))
         if "services" in parts:
             services = self._guarded(
                 lambda: sync_services(
-                    self.aws, self.store, self.pacer, workers=self.workers, history=self.service_history
+                    self._paced, self.store, self.pacer, workers=self.workers, history=self.service_history
                 )
             )
         store.set_meta("synced_at", str(time.time()))
@@ -254,7 +265,7 @@ class RevisionLibrary:
         arn = self._arn(revision)
         found = self._guarded(lambda: self.store.body(arn)) if arn else None
         if found is None:
-            answer = describe(self.aws, self.pacer, arn or revision)
+            answer = describe(self._paced, self.pacer, arn or revision)
             if answer is None:
                 raise NotFoundError(f"no task-definition revision {revision}: list them with `opskit revisions`")
             self.store.put_revisions([revision_rows(answer)])

@@ -1,4 +1,7 @@
-"""Syncing against a sandbox that throttles at AWS's real rates: paced, nothing refused, no exception surfacing."""
+"""Syncing against a sandbox that throttles: the pacer finds the rate the endpoint allows, every throttle reaches it
+(botocore's own retries do not hide them) and is absorbed, no exception surfaces. The controller itself is tested
+deterministically in test_pacing.py; how close to the throttle bound each command runs is
+benchmarks/pacing_bound.py's figure."""
 
 from __future__ import annotations
 
@@ -9,43 +12,81 @@ import pytest
 
 from opskit.errors import AwsError
 from opskit.library import Pacer, Rate, RevisionLibrary, TokenBucket
+from opskit.library.pacing import TASK_DEFINITION_READ, paced_aws
 from opskit.sandbox import Sandbox
 
 from .seeding import library_of, register
 
 REVISIONS = 120
+READS = ("ListTaskDefinitions", "DescribeTaskDefinition")
 
 
-@pytest.fixture
-def real_rates() -> Iterator[Sandbox]:
-    """A sandbox at AWS's own rates (time scale 1: task-definition reads burst 50, then 20 per second)."""
-    with Sandbox(seed=None, time_scale=1, docker=False, registry=False) as sb:
+def seeded(time_scale: float, revisions: int) -> Iterator[Sandbox]:
+    with Sandbox(seed=None, time_scale=time_scale, docker=False, registry=False) as sb:
         ecs = sb.client("ecs")
         with sb.throttle.suspended():
-            for n in range(REVISIONS):
+            for n in range(revisions):
                 register(ecs, f"family-{n % 4}", f"127.0.0.1:1/app:{n:07x}")
         sb.reset_calls()
         yield sb
 
 
-def test_a_sync_at_aws_rates_is_paced_under_the_bucket_and_never_refused(real_rates: Sandbox, cache_dir: Path) -> None:
-    library = library_of(real_rates, cache_dir)
+@pytest.fixture
+def real_rates() -> Iterator[Sandbox]:
+    """A sandbox at AWS's own rates (time scale 1: task-definition reads burst 50, then 20 per second)."""
+    yield from seeded(1, REVISIONS)
+
+
+@pytest.fixture
+def ten_times() -> Iterator[Sandbox]:
+    """A sandbox ten times faster than AWS (task-definition reads: 200 per second), as `opskit sandbox --time-scale
+    10` serves it: the library is not told."""
+    yield from seeded(10, 600)
+
+
+def reads_of(counts: dict[str, int]) -> int:
+    return sum(counts.get(action, 0) for action in READS)
+
+
+def test_a_sync_at_aws_rates_probes_past_them_then_settles_just_under_absorbing_every_throttle(
+    real_rates: Sandbox, cache_dir: Path
+) -> None:
+    library = RevisionLibrary(real_rates.aws(), cache_dir=cache_dir)  # default options: AWS's rates to start
     report = library.sync(include=["revisions"])
-    # Paced to the bucket from the first call: at most a stray refusal when a loaded machine delivers requests in
-    # a clump (unpaced, most describes past the burst of 50 are refused). How close to the rate it runs is
-    # benchmarks/library_sync.py's figure.
-    throttled = real_rates.throttled.get("DescribeTaskDefinition", 0)
-    assert real_rates.calls["DescribeTaskDefinition"] == REVISIONS + throttled
-    assert throttled <= REVISIONS // 20, real_rates.throttled
     assert report.revisions is not None and report.revisions.described == REVISIONS
+    # The probe went past 20 a second and was refused (AWS's bucket was the limit), each refusal reached the pacer
+    # at once (botocore made one attempt) and was retried by it, and there were few: one throttle cuts once.
+    throttled = reads_of(real_rates.throttled)
+    assert throttled > 0
+    assert reads_of(report.throttled) == throttled
+    assert real_rates.calls["DescribeTaskDefinition"] == REVISIONS + real_rates.throttled["DescribeTaskDefinition"]
+    assert throttled <= 3 * library.workers, real_rates.throttled
+    assert 0.5 * 20 <= library.pacer.buckets[TASK_DEFINITION_READ].per_second <= 1.5 * 20
 
 
-def test_a_sync_faster_than_aws_allows_is_throttled_yet_completes(real_rates: Sandbox, cache_dir: Path) -> None:
+def test_a_sync_at_time_scale_10_with_default_options_finds_more_and_absorbs_its_throttles(
+    ten_times: Sandbox, cache_dir: Path
+) -> None:
+    library = RevisionLibrary(ten_times.aws(), cache_dir=cache_dir)
+    report = library.sync(include=["revisions"])
+    assert report.revisions is not None and report.revisions.described == 600
+    assert len(library.revisions()) == 600
+    assert reads_of(report.throttled) == reads_of(ten_times.throttled)  # each throttle reached the pacer
+    learnt = library.pacer.buckets[TASK_DEFINITION_READ].per_second
+    assert learnt > 2 * 20  # well past AWS's published rate (how far depends on how fast this machine serves)
+    if reads_of(ten_times.throttled):
+        assert learnt <= 1.5 * 200  # and, once refused, near the sandbox's
+
+
+def test_a_sync_faster_than_aws_allows_is_throttled_yet_completes_and_slows_down(
+    real_rates: Sandbox, cache_dir: Path
+) -> None:
     library = library_of(real_rates, cache_dir, rate_scale=20)  # thinks AWS allows 400/s: it allows 20/s
     report = library.sync(include=["revisions"])
     assert real_rates.throttled["DescribeTaskDefinition"] > 0
     assert report.revisions is not None and report.revisions.described == REVISIONS
     assert len(library.revisions()) == REVISIONS
+    assert library.pacer.buckets[TASK_DEFINITION_READ].per_second <= 2 * 20
 
 
 def test_injected_throttles_on_every_read_are_absorbed(sandbox: Sandbox, cache_dir: Path) -> None:
@@ -56,13 +97,33 @@ def test_injected_throttles_on_every_read_are_absorbed(sandbox: Sandbox, cache_d
     for action in ("DescribeTaskDefinition", "ListTaskDefinitions", "ListServices", "DescribeImages"):
         sandbox.faults.set(action, throttle_rate=0.4)
     ecs.create_cluster(clusterName="prod")
-    # One attempt per call in botocore, so every injected throttle reaches the pacer, which retries it (with two,
-    # a run of ~30 calls saw no throttle get past botocore about once in 200).
-    library = RevisionLibrary(sandbox.aws(max_attempts=1), cache_dir=cache_dir, rate_scale=60)
+    # botocore's default attempts: the pacer's calls still make one, so every injected throttle reaches the pacer.
+    library = RevisionLibrary(sandbox.aws(), cache_dir=cache_dir, rate_scale=60)
     report = library.sync()
     assert sandbox.throttled["DescribeTaskDefinition"] > 0
-    assert sum(report.throttled.values()) > 0
+    assert report.throttled == dict(sandbox.throttled)
     assert len(library.revisions()) == 24
+
+
+def test_what_botocore_retries_besides_throttles_is_still_retried_as_configured(
+    sandbox: Sandbox, cache_dir: Path
+) -> None:
+    register(sandbox.client("ecs"), "web")
+    sandbox.reset_calls()
+    sandbox.faults.set("DescribeTaskDefinition", error_rate=1.0)  # a 5xx answer, every time
+    library = RevisionLibrary(sandbox.aws(max_attempts=3), cache_dir=cache_dir, rate_scale=60)
+    with pytest.raises(AwsError, match=r"^AWS kept failing DescribeTaskDefinition \(\w+: .*\) after 3 attempts"):
+        library.sync(include=["revisions"])
+    # the pacer's single attempt, then the three the Aws is configured to make
+    assert sandbox.calls["DescribeTaskDefinition"] == 1 + 3
+
+
+def test_a_throttle_outside_a_pacer_is_retried_by_botocore_as_before(sandbox: Sandbox) -> None:
+    aws = sandbox.aws(max_attempts=3)
+    sandbox.faults.set("ListClusters", throttle_rate=1.0)
+    with pytest.raises(AwsError, match=r"^AWS kept failing ListClusters \(ThrottlingException: .*\) after 3 attempts"):
+        paced_aws(aws).client("ecs").list_clusters()
+    assert sandbox.calls["ListClusters"] == 1 + 3
 
 
 def test_when_aws_never_stops_throttling_the_caller_gets_a_one_line_error(sandbox: Sandbox, cache_dir: Path) -> None:
