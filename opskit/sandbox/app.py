@@ -46,6 +46,9 @@ from opskit.sandbox.wire import (
 log = logging.getLogger("opskit.sandbox")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# The environ key of the request's connection socket, set by the sandbox's HTTP server: the dropped-connection fault
+# shuts it. werkzeug's development server (the speed benchmark serves this app with it too) names it werkzeug.socket.
+CONNECTION_SOCKET = "opskit.connection_socket"
 _ACTION_IN_FORM = re.compile(rb"(?:^|&)Action=([A-Za-z0-9]+)")
 
 
@@ -246,11 +249,12 @@ class SandboxApp:
 
     @staticmethod
     def _drop(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        sock = environ.get("werkzeug.socket")
+        sock = environ.get(CONNECTION_SOCKET) or environ.get("werkzeug.socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        # Nothing reaches the client; werkzeug notices the closed socket and moves on.
+        # Nothing reaches the client; the server fails to write this answer to the shut socket, closes the
+        # connection and moves on.
         start_response("500 Dropped", [("Connection", "close"), ("Content-Length", "0")])
         return [b""]
 

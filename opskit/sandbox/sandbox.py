@@ -7,7 +7,8 @@
 
 Pieces (each replaceable, each with its own module):
 
-- the control plane: :class:`~opskit.sandbox.app.SandboxApp` over moto's server application, on 127.0.0.1;
+- the control plane: :class:`~opskit.sandbox.app.SandboxApp` over moto's server application, on 127.0.0.1, served
+  by cheroot (HTTP/1.1 keep-alive: boto3's pooled connections are reused, not opened anew for every call);
 - the models moto gets wrong: task definitions, services/deployments/tasks, ECR images;
 - the data plane: a real distribution registry behind the ECR proxy at ``/v2/`` (when the binary is there);
 - the user's Docker engine (DOCKER_HOST or the default socket) to run tasks' containers, when reachable;
@@ -30,12 +31,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from cheroot import wsgi as cheroot_wsgi
 from werkzeug.wrappers import Request, Response
 
 from opskit.aws import Aws
 from opskit.errors import ConfigError
-from opskit.sandbox.app import Observer, SandboxApp
+from opskit.sandbox.app import CONNECTION_SOCKET, Observer, SandboxApp
 from opskit.sandbox.clock import SandboxClock
 from opskit.sandbox.faults import Faults
 from opskit.sandbox.region import Region
@@ -50,6 +51,14 @@ DEFAULT_REGION = "us-east-1"
 ACCESS_KEY_ID = "AKIAOPSKITSANDBOX000"
 SECRET_ACCESS_KEY = "opskit-sandbox-secret-key-not-a-real-secret"
 TICK_SECONDS = 0.05
+LISTEN_BACKLOG = 128
+# The HTTP server. A worker thread is held only while a request is in flight (idle keep-alive connections wait in
+# cheroot's selector, holding none), so this bounds requests served at once: several boto3 clients with pools of 10,
+# parallel layer uploads and stalled test requests stay far below it; past it, requests queue, none is refused.
+HTTP_WORKERS = 64
+KEEP_ALIVE_CONNECTIONS = 512  # idle connections kept open at once; past that an answer closes its connection
+IDLE_SECONDS = 60  # an idle keep-alive connection is closed after this (AWS's load balancers' default)
+SHUTDOWN_SECONDS = 5  # close() gives requests in flight this long, then shuts their connections
 
 _accounts_lock = threading.Lock()
 _accounts_in_use: set[str] = set()
@@ -84,11 +93,56 @@ def _claim_account(preferred: str) -> str:
         return account
 
 
-class _RequestHandler(WSGIRequestHandler):
-    def log_error(self, format: str, *args: Any) -> None:
-        if args and args[0] == 400:
-            return  # docker tries TLS first on every registry host: a "bad request version" per push is expected
-        super().log_error(format, *args)
+class _Gateway(cheroot_wsgi.Gateway_10):
+    """cheroot's WSGI 1.0 environ, plus two keys the sandbox's app reads: ``RAW_URI``, the request target as sent
+    (werkzeug's and gunicorn's name: the registry proxy forwards it unchanged, query string included), and
+    :data:`~opskit.sandbox.app.CONNECTION_SOCKET`, the connection's socket, which the dropped-connection fault
+    shuts so that no answer reaches the client."""
+
+    def get_environ(self) -> dict[str, Any]:  # type: ignore[override]  # cheroot's stub of the base says None
+        environ: dict[str, Any] = super().get_environ()  # type: ignore[no-untyped-call]
+        environ["RAW_URI"] = environ["REQUEST_URI"]
+        environ[CONNECTION_SOCKET] = self.req.conn.socket
+        if self.req.chunked_read:
+            # cheroot drains an unread body before the next request on the connection only when its length is known:
+            # a chunked upload (docker's layer PATCHes) ends its connection rather than risk reading leftovers.
+            self.req.close_connection = True
+        return environ
+
+
+class _HttpServer(cheroot_wsgi.Server):
+    """cheroot's WSGI server on a socket the sandbox bound and listens on itself (so a taken port is a
+    :class:`ConfigError` of the sandbox's, not cheroot's), its errors in the sandbox's log."""
+
+    keep_alive_conn_limit = KEEP_ALIVE_CONNECTIONS
+    expiration_interval = 0.1  # how often idle connections are looked at; stop() waits for one look at most
+
+    def __init__(self, listener: socket.socket, app: Any) -> None:
+        self.listener = listener
+        self.port: int = listener.getsockname()[1]
+        super().__init__(
+            listener.getsockname(),
+            app,
+            numthreads=HTTP_WORKERS,
+            request_queue_size=LISTEN_BACKLOG,
+            timeout=IDLE_SECONDS,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+        )
+        self.gateway = _Gateway
+
+    def bind(self, family: int, type: int, proto: int = 0) -> socket.socket:
+        """Serve the listener given (cheroot's prepare() calls this to make its socket): bound already."""
+        self.socket = self.listener
+        return self.listener
+
+    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+        """Errors of the app (cheroot answers 500) go to the sandbox's log with their traceback; what cheroot says of
+        clients that hang up, time out or speak TLS to it (docker tries TLS on every registry host first) stays at
+        debug level."""
+        if level >= logging.ERROR:
+            log.error("sandbox HTTP server: %s", msg, exc_info=traceback)
+        else:
+            log.debug("sandbox HTTP server: %s", msg, exc_info=traceback)
 
 
 def _moto_serves(service: str, action: str) -> bool:
@@ -141,7 +195,8 @@ class Sandbox:
         self.docker: Any = None  # docker.DockerClient when an engine answers
         self.docker_host: str | None = None
         self.notices: list[str] = []  # one-line notes on what is unavailable, for the CLI to print
-        self._server: BaseWSGIServer | None = None
+        self._server: _HttpServer | None = None
+        self._serving_error: BaseException | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._workdir: Path | None = None
@@ -162,32 +217,8 @@ class Sandbox:
     def start(self) -> Sandbox:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._workdir = Path(tempfile.mkdtemp(prefix="opskit-sandbox-"))
-        # Bind first: werkzeug exits the process on a taken port, and a sandbox must fail with a message instead.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            listener.bind(("127.0.0.1", self._port))
-        except OSError as exc:
-            listener.close()
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    f"port {self._port} on 127.0.0.1 is taken: pass another --port, or 0 for any free port"
-                ) from exc
-            raise
-        listener.listen(128)
-        try:
-            self._server = make_server(
-                "127.0.0.1",
-                listener.getsockname()[1],
-                self._dispatch,
-                threaded=True,
-                request_handler=_RequestHandler,
-                fd=listener.fileno(),
-            )
-        finally:
-            listener.close()  # the server holds its own duplicate of the socket
-        self._server.daemon_threads = True  # type: ignore[attr-defined]  # ThreadingMixIn's, set by make_server
+        self._server = _HttpServer(self._listen(), self._dispatch)
         self._start_docker()
         self._start_registry()
         self.region = Region(self)
@@ -203,7 +234,7 @@ class Sandbox:
             registry=self.region.registry_app,
             admin=self._admin,
         )
-        self._spawn("opskit-sandbox-http", self._server.serve_forever)
+        self._serve_http()
         self._spawn("opskit-sandbox-engine", self._run_engine)
         self.clock.on_change(self.tick)
         if self._seed == "demo":
@@ -212,12 +243,53 @@ class Sandbox:
             seed_demo(self)
         return self
 
+    def _listen(self) -> socket.socket:
+        """The sandbox's socket on 127.0.0.1, bound and listening: a taken port is one clear error."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # As servers do (cheroot among them): a port whose last connections are still in TIME_WAIT can be
+            # bound again at once; a port another socket listens on still cannot.
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted connections
+            listener.bind(("127.0.0.1", self._port))
+            listener.listen(LISTEN_BACKLOG)
+        except OSError as exc:
+            listener.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {self._port} on 127.0.0.1 is taken: pass another --port, or 0 for any free port"
+                ) from exc
+            raise
+        return listener
+
+    def _serve_http(self) -> None:
+        """Serve HTTP in a daemon thread. cheroot's worker threads are made in there, by prepare(), and so are
+        daemon threads too (a thread takes its creator's flag): a sandbox never closed (a kernel's, closed by atexit,
+        which runs only once the other threads have ended) cannot hold the process open at exit."""
+        server = self._server
+        assert server is not None
+        prepared = threading.Event()
+
+        def serve() -> None:
+            try:
+                server.prepare()
+            except BaseException as exc:  # handed to start(), which raises it
+                self._serving_error = exc
+                return
+            finally:
+                prepared.set()
+            server.serve()
+
+        self._spawn("opskit-sandbox-http", serve)
+        prepared.wait()
+        if self._serving_error is not None:
+            raise self._serving_error
+
     def close(self) -> None:
         self._stopping.set()
         if self._server is not None:
-            if self._threads:  # shutdown() waits for serve_forever, which never ran if start() failed early
-                self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()  # waits for requests in flight (SHUTDOWN_SECONDS), then for every worker thread
+            self._server.listener.close()  # stop() closes it only when it served
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
@@ -292,7 +364,7 @@ class Sandbox:
     @property
     def port(self) -> int:
         assert self._server is not None, "start the sandbox first"
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def endpoint_url(self) -> str:
