@@ -8,7 +8,8 @@ rates, time scale 1). Clients make one attempt per call (no retries), so every c
 are what the sandbox answered: calls admitted per second and calls refused with ThrottlingException per second.
 With throttling on, the admitted rate is held against the category's bucket (task-definition reads: a burst of 50,
 then 20 per second, so at most (50 + 20 x seconds) / seconds), and once more with opskit's Pacer in front
-(client-side buckets, as the library paces its syncs): as many calls admitted, none refused.
+(client-side buckets at those rates, not adaptive: these are plain botocore clients, whose throttles the adaptive
+pacer, which reads opskit's AwsError, would not see): as many calls admitted, none refused.
 
 The HTTP server, side by side: the same app (``sandbox.app``, throttling off) served by werkzeug's development
 server (started here with ``werkzeug.serving.make_server``: a connection and a thread per request, what the sandbox
@@ -144,7 +145,9 @@ def main() -> None:
                     )
                     if throttle and threads > 1:
                         sandbox.throttle.refill()
-                        admitted, refused = rate(calls, SECONDS, Pacer())
+                        admitted, refused = rate(
+                            calls, SECONDS, Pacer(adaptive=False)
+                        )  # these clients raise botocore's errors: a pacer that knows the rates
                         print(
                             f"{label:11} {name:24} {threads} thread(s), opskit's Pacer in front: {admitted:7.1f} "
                             f"calls/s admitted, {refused:7.1f}/s throttled"
