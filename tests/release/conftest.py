@@ -13,6 +13,7 @@ import pytest
 from opskit.aws import Aws
 from opskit.release.images import RegistryAuth
 from opskit.sandbox import Sandbox
+from opskit.sandbox.scheduler import STABILIZE_SECONDS
 from tests.conftest import make_context
 
 
@@ -65,7 +66,8 @@ def world(sandbox: Sandbox, docker_client: Any, tmp_path: Path) -> World:
 
 
 def build_release_world(sandbox: Sandbox, docker_client: Any, tmp_path: Path) -> World:
-    """Cluster prod, service web on web:1 (a pushed bootstrap image), and a git checkout under ``tmp_path``."""
+    """Cluster prod, service web on web:1 (a pushed bootstrap image, its rollout COMPLETED), and a git checkout
+    under ``tmp_path``."""
     app = make_context(tmp_path / "app", marker="v1")
     git(app, "init", "-q")
     git(app, "add", "-A")
@@ -87,4 +89,19 @@ def build_release_world(sandbox: Sandbox, docker_client: Any, tmp_path: Path) ->
         deploymentConfiguration={"deploymentCircuitBreaker": {"enable": True, "rollback": True}},
     )
     ecs.get_waiter("services_stable").wait(cluster="prod", services=["web"], WaiterConfig={"Delay": 0.2})
-    return World(sandbox=sandbox, aws=sandbox.aws(), app=app, uri=uri)
+    world = World(sandbox=sandbox, aws=sandbox.aws(), app=app, uri=uri)
+    settle_first_rollout(world)
+    return world
+
+
+def settle_first_rollout(world: World) -> None:
+    """Move the sandbox's clock on until web's only deployment is COMPLETED, so that a release never meets it still
+    in progress (and refuses, rightly). Its tasks run when the world is built; ECS calls the rollout done once they
+    have been up a while (30 sandbox seconds), which wall time alone reaches (at 60x) in half a second, or not,
+    depending on the machine's load."""
+    for _ in range(10):
+        deployments = [(d["status"], d.get("rolloutState")) for d in world.service()["deployments"]]
+        if deployments == [("PRIMARY", "COMPLETED")]:
+            return
+        world.sandbox.clock.advance(STABILIZE_SECONDS)
+    pytest.fail(f"web's first rollout did not complete: {deployments}")

@@ -20,7 +20,6 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from opskit.sandbox import Sandbox
-from opskit.sandbox.scheduler import STABILIZE_SECONDS
 from tests.cleanup.conftest import World as CleanupWorld
 from tests.cleanup.conftest import build_world, quiet, state_dirs  # noqa: F401  (quiet, state_dirs: fixtures)
 from tests.release.conftest import World as ReleaseWorld
@@ -29,23 +28,8 @@ from tests.release.conftest import build_release_world
 
 @pytest.fixture
 def release_world(sandbox: Sandbox, docker_client: Any, tmp_path: Path) -> ReleaseWorld:
-    """Cluster prod, service web (circuit breaker on) on an IMMUTABLE repository web, and a git checkout; web's
-    first rollout is COMPLETED, so a release never meets it still in progress (and refuses, rightly)."""
-    world = build_release_world(sandbox, docker_client, tmp_path)
-    settle_first_rollout(world)
-    return world
-
-
-def settle_first_rollout(world: ReleaseWorld) -> None:
-    """Move the sandbox's clock on until web's only deployment is COMPLETED. Its tasks run when the world is built;
-    ECS calls the rollout done once they have been up a while (30 sandbox seconds), which wall time alone reaches
-    (at 60x) in half a second, or not, depending on the machine's load."""
-    for _ in range(10):
-        deployments = [(d["status"], d.get("rolloutState")) for d in world.service()["deployments"]]
-        if deployments == [("PRIMARY", "COMPLETED")]:
-            return
-        world.sandbox.clock.advance(STABILIZE_SECONDS)
-    pytest.fail(f"web's first rollout did not complete: {deployments}")
+    """Cluster prod, service web (circuit breaker on) on an IMMUTABLE repository web, and a git checkout."""
+    return build_release_world(sandbox, docker_client, tmp_path)
 
 
 @pytest.fixture
