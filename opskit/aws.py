@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import botocore
 import botocore.config
 import botocore.exceptions
+import botocore.loaders
 import botocore.session
 
 from opskit.aws_errors import RESUMES, THROTTLE_CODES, aws_error
@@ -54,6 +55,23 @@ def _take_raw_answer(response_dict: dict[str, Any], **_: Any) -> None:
         return
     _raw.answer = json.loads(response_dict.get("body") or b"{}")
     response_dict["body"] = b"{}"
+
+
+_loaders: dict[str | None, botocore.loaders.Loader] = {}
+_loaders_lock = threading.Lock()
+
+
+def _share_data_loader(session: botocore.session.Session) -> None:
+    """Give ``session`` the process's loader of botocore's data files (service models, endpoints) for its data
+    path, as boto3's default session shares one between its clients. A session of its own reads and parses them
+    again (about 50 ms for ECS and ECR), and a process that makes an :class:`Aws` per command, panel or test pays
+    that every time; the loader caches what it read, and models are only read once loaded."""
+    path = session.get_config_variable("data_path")  # AWS_DATA_PATH or the profile's data_path, as botocore reads
+    with _loaders_lock:
+        loader = _loaders.get(path)
+        if loader is None:
+            loader = _loaders[path] = botocore.loaders.create_loader(path)
+    session.register_component("data_loader", loader)
 
 
 def _configured_attempts(session: botocore.session.Session) -> int:
@@ -199,6 +217,7 @@ class Aws:
                 core.set_credentials(self.access_key_id, self.secret_access_key)
             if self.region:
                 core.set_config_variable("region", self.region)
+            _share_data_loader(core)
             # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION, which the other SDKs and CI actions set,
             # comes next.
             region = core.get_config_variable("region") or os.environ.get("AWS_REGION") or None

@@ -292,3 +292,20 @@ def test_a_raw_call_parses_its_answer_once_and_leaves_errors_to_botocore(sandbox
     with pytest.raises(AwsError) as missing:
         aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": "nope:1"})
     assert missing.value.code == "ClientException"  # an error's body still reaches botocore, code and all
+
+
+def test_sessions_share_botocore_data_files_per_data_path(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One loader of botocore's models per data path: a second Aws does not read and parse them again, and one
+    with AWS_DATA_PATH of its own still reads that path (a model placed there wins)."""
+    first, second = sandbox.aws(), sandbox.aws()
+    loader = first._session.get_component("data_loader")
+    assert second._session.get_component("data_loader") is loader
+    assert second.client("ecs").list_clusters()["clusterArns"] == []
+
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    elsewhere = sandbox.aws()
+    other = elsewhere._session.get_component("data_loader")
+    assert other is not loader and str(tmp_path) in other.search_paths
+    assert elsewhere.client("ecs").list_clusters()["clusterArns"] == []
