@@ -90,13 +90,13 @@ def build_release_world(sandbox: Sandbox, docker_client: Any, tmp_path: Path) ->
     )
     ecs.get_waiter("services_stable").wait(cluster="prod", services=["web"], WaiterConfig={"Delay": 0.2})
     world = World(sandbox=sandbox, aws=sandbox.aws(), app=app, uri=uri)
-    settle_first_rollout(world)
+    settle_rollout(world)
     return world
 
 
-def settle_first_rollout(world: World) -> None:
+def settle_rollout(world: World) -> None:
     """Move the sandbox's clock on until web's only deployment is COMPLETED, so that a release never meets it still
-    in progress (and refuses, rightly). Its tasks run when the world is built; ECS calls the rollout done once they
+    in progress (and refuses, rightly). Its tasks run once they are placed; ECS calls the rollout done once they
     have been up a while (30 sandbox seconds), which wall time alone reaches (at 60x) in half a second, or not,
     depending on the machine's load."""
     for _ in range(10):
@@ -104,4 +104,4 @@ def settle_first_rollout(world: World) -> None:
         if deployments == [("PRIMARY", "COMPLETED")]:
             return
         world.sandbox.clock.advance(STABILIZE_SECONDS)
-    pytest.fail(f"web's first rollout did not complete: {deployments}")
+    pytest.fail(f"web's rollout did not complete: {deployments}")

@@ -39,6 +39,7 @@ from opskit.widgets import CleanupPanel, PolicyReport, ReleasePanel, RevisionBro
 from tests.conftest import SCANNED_LOGGERS, canary, secrets_in
 from tests.library.seeding import manifest
 from tests.release.conftest import World as ReleaseWorld
+from tests.release.conftest import settle_rollout
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "opskit" / "runbooks"
@@ -199,6 +200,7 @@ def with_secrets(world: ReleaseWorld) -> None:
     ecs.update_service(cluster="prod", service="web", taskDefinition="web:2")
     world.sandbox.clock.advance(600)
     ecs.get_waiter("services_stable").wait(cluster="prod", services=["web"], WaiterConfig={"Delay": 0.2})
+    settle_rollout(world)
 
 
 # -- the scenarios ------------------------------------------------------------------------------------------------
