@@ -65,7 +65,7 @@ def _share_data_loader(session: botocore.session.Session) -> None:
     """Give ``session`` the process's loader of botocore's data files (service models, endpoints) for its data
     path, as boto3's default session shares one between its clients. A session of its own reads and parses them
     again (about 50 ms for ECS and ECR), and a process that makes an :class:`Aws` per command, panel or test pays
-    that every time; the loader caches what it read, and models are only read once loaded."""
+    that every time. The loader caches what it read, and botocore never changes a model it loaded."""
     path = session.get_config_variable("data_path")  # AWS_DATA_PATH or the profile's data_path, as botocore reads
     with _loaders_lock:
         loader = _loaders.get(path)

@@ -298,7 +298,7 @@ def test_sessions_share_botocore_data_files_per_data_path(
     sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One loader of botocore's models per data path: a second Aws does not read and parse them again, and one
-    with AWS_DATA_PATH of its own still reads that path (a model placed there wins)."""
+    with AWS_DATA_PATH of its own gets a loader that searches that path."""
     first, second = sandbox.aws(), sandbox.aws()
     loader = first._session.get_component("data_loader")
     assert second._session.get_component("data_loader") is loader
