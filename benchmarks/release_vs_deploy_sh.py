@@ -616,7 +616,7 @@ def main() -> None:
         if world is not None:
             tags = {f"{world.uri}:{line}" for line in _local_tags(world)} | {world.local_image}
             for tag in sorted(tags):
-                subprocess.run(["docker", "rmi", tag], capture_output=True)
+                subprocess.run(["docker", "rmi", "--no-prune", tag], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -345,10 +345,12 @@ def release_stage(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) 
         try:
             yield stage
         finally:
+            # The tags only: their untagged parents are the build cache that other workers' builds of the same
+            # Dockerfile stand on, and pruning them mid-build fails that build ("unable to find image").
             for image in docker_client.images.list(name=world.uri.split("/")[0] + "/web"):
                 for tag in image.tags:
                     with contextlib.suppress(Exception):
-                        docker_client.images.remove(tag, noprune=False)
+                        docker_client.images.remove(tag, noprune=True)
 
 
 @pytest.mark.parametrize("seed", range(POINTS))
