@@ -133,6 +133,10 @@ class RevisionBrowser(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no 
 
     def refresh(self) -> None:
         """Read the library's frames again (no AWS call: the cache) and redraw everything."""
+        with self.work.drawing:
+            self._redraw()
+
+    def _redraw(self) -> None:
         revisions = self.library.revisions().sort_values(["registered_at", "family"], ascending=False)
         self._containers = self.library.containers()
         self._images = self.library.images()
@@ -158,8 +162,9 @@ class RevisionBrowser(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no 
 
     # -- filters ------------------------------------------------------------------------------------------------------
     def _filters_changed(self, _: Any) -> None:
-        if not self._quiet:
-            guard(self.messages, self._apply_filters)
+        with self.work.drawing:
+            if not self._quiet:
+                guard(self.messages, self._apply_filters)
 
     def _apply_filters(self) -> None:
         if self._revisions is None:
@@ -220,8 +225,9 @@ class RevisionBrowser(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no 
         self.messages.warning(f"{revision} is not among the revisions the filters show: widen the filters")
 
     def _revision_changed(self, _: Any) -> None:
-        if not self._quiet:
-            guard(self.messages, self._show_revision)
+        with self.work.drawing:
+            if not self._quiet:
+                guard(self.messages, self._show_revision)
 
     def _show_revision(self) -> None:
         arn = self.selected

@@ -103,6 +103,10 @@ class Background:
 
     ``on_busy(True/False)`` brackets each job (panels disable their buttons with it). A job's exception becomes
     a message (:meth:`MessageArea.failure`); nothing escapes the thread.
+
+    ``done`` runs holding :attr:`drawing`, a lock the panel's observers take too when they redraw: a filter
+    changed in the browser (the kernel's thread) while a job's results are drawn (this thread) would otherwise
+    let the older drawing land last.
     """
 
     def __init__(self, messages: MessageArea, on_busy: Callable[[bool], None] | None = None) -> None:
@@ -110,6 +114,7 @@ class Background:
         self.on_busy = on_busy or (lambda busy: None)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.drawing = threading.RLock()
         self.job: str | None = None
 
     @property
@@ -143,7 +148,8 @@ class Background:
         try:
             result = job()
             if done is not None:
-                done(result)
+                with self.drawing:
+                    done(result)
         except Exception as exc:
             self.messages.failure(exc)
             if failed is not None:

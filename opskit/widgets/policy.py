@@ -126,14 +126,6 @@ class PolicyReport(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         keep = self.check.value if self.check.value in ids else ALL
         self.check.options = [ALL, *ids]
         self.check.value = keep
-        failed = [f for f in findings if f.failed]
-        text = summary(findings)
-        if not failed:
-            self.messages.success(text)
-        elif any(f.severity in ("critical", "high") for f in failed):
-            self.messages.error(text)
-        else:
-            self.messages.warning(text)
         frame = findings_frame(findings)
         counts = (
             frame.assign(failed=~frame["passed"].astype(bool))
@@ -145,8 +137,21 @@ class PolicyReport(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
             f"<div class='caption'>Checked and failed, by group and severity</div>{frame_html(counts)}"
         )
         self._show()
+        # Last, so that the message saying the checks are over comes once their findings show.
+        failed = [f for f in findings if f.failed]
+        text = summary(findings)
+        if not failed:
+            self.messages.success(text)
+        elif any(f.severity in ("critical", "high") for f in failed):
+            self.messages.error(text)
+        else:
+            self.messages.warning(text)
 
     def _show(self) -> None:
+        with self.work.drawing:
+            self._draw()
+
+    def _draw(self) -> None:
         frame = findings_frame(self.findings)
         if self.status.value != ALL:
             frame = frame[frame["passed"] == (self.status.value == PASSED)]
