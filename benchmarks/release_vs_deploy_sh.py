@@ -40,7 +40,7 @@ from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
 from opskit.release.images import RegistryAuth
 from opskit.sandbox import Sandbox
-from opskit.sandbox.app import Seen
+from opskit.sandbox.server.app import Seen
 
 CLUSTER, SERVICE, FAMILY, CONTAINER, REPOSITORY = "prod", "web", "web", "web", "web"
 POLL = 0.2  # seconds between rollout polls; the wait is not measured, so this only shortens the run

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from opskit.sandbox.runner import SIMULATED_LABEL
+from opskit.sandbox.ecs.runner import SIMULATED_LABEL
 
 if TYPE_CHECKING:
     from opskit.sandbox.sandbox import Sandbox

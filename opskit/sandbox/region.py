@@ -2,38 +2,48 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from opskit.sandbox.app import Forward
-from opskit.sandbox.ecr import Images
-from opskit.sandbox.services import Services
-from opskit.sandbox.taskdefs import TaskDefinitions
-from opskit.sandbox.wire import ApiError, ApiRequest, Handler
-
-if TYPE_CHECKING:
-    from opskit.sandbox.sandbox import Sandbox
+from opskit.sandbox.clock import SandboxClock
+from opskit.sandbox.ecr.api import Images
+from opskit.sandbox.ecs.services import Services
+from opskit.sandbox.ecs.taskdefs import TaskDefinitions
+from opskit.sandbox.server.app import Forward
+from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler
 
 
 class Region:
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.name = sandbox.region_name
-        self.account_id = sandbox.account_id
-        clock = sandbox.clock
+    """One account's region: its models, given only what they use (the clock, the registry and its host, the
+    engine), and the actions each answers."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        account_id: str,
+        clock: SandboxClock,
+        registry: Any,
+        registry_host: str,
+        docker: Any,
+        runner_id: str,
+    ) -> None:
+        self.name = name
+        self.account_id = account_id
         self.taskdefs = TaskDefinitions(clock, self.account_id, self.name)
         self.images = Images(
             clock=clock,
             account_id=self.account_id,
             region=self.name,
-            registry=sandbox.registry,
-            registry_host=sandbox.registry_host,
+            registry=registry,
+            registry_host=registry_host,
         )
         runner = None
-        if sandbox.docker is not None:
-            from opskit.sandbox.runner import ContainerRunner
+        if docker is not None:
+            from opskit.sandbox.ecs.runner import ContainerRunner
 
             runner = ContainerRunner(
-                sandbox.docker,
-                sandbox_id=f"{self.account_id}-{sandbox.port}",
+                docker,
+                sandbox_id=runner_id,
                 registry_auth=lambda: {"username": "AWS", "password": self.images.tokens.issue()[0]},
             )
         self.services = Services(
@@ -46,7 +56,7 @@ class Region:
             cluster_arn=self._cluster_arn,
         )
         self.taskdefs.in_use = self.services.in_use
-        self.registry_app = self.images.registry_app() if sandbox.registry is not None else None
+        self.registry_app = self.images.registry_app() if registry is not None else None
         self._ecs: dict[str, Handler] = {
             **self.taskdefs.handlers(),
             **self.services.handlers(),

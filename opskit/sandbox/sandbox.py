@@ -7,7 +7,7 @@
 
 Pieces (each replaceable, each with its own module):
 
-- the control plane: :class:`~opskit.sandbox.app.SandboxApp` over moto's server application, on 127.0.0.1, served
+- the control plane: :class:`~opskit.sandbox.server.app.SandboxApp` over moto's server application, on 127.0.0.1, served
   by cheroot (HTTP/1.1 keep-alive: boto3's pooled connections are reused, not opened anew for every call);
 - the models moto gets wrong: task definitions, services/deployments/tasks, ECR images;
 - the data plane: a real distribution registry behind the ECR proxy at ``/v2/`` (when the binary is there);
@@ -36,12 +36,12 @@ from werkzeug.wrappers import Request, Response
 
 from opskit.aws import Aws
 from opskit.errors import ConfigError
-from opskit.sandbox.app import CONNECTION_SOCKET, Observer, SandboxApp
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.faults import Faults
+from opskit.sandbox.ecr.registry_proxy import issued_passwords
 from opskit.sandbox.region import Region
-from opskit.sandbox.registry_proxy import issued_passwords
-from opskit.sandbox.throttle import Throttle
+from opskit.sandbox.server.app import CONNECTION_SOCKET, Observer, SandboxApp
+from opskit.sandbox.server.faults import Faults
+from opskit.sandbox.server.throttle import Throttle
 
 log = logging.getLogger("opskit.sandbox")
 
@@ -96,7 +96,7 @@ def _claim_account(preferred: str) -> str:
 class _Gateway(cheroot_wsgi.Gateway_10):
     """cheroot's WSGI 1.0 environ, plus two keys the sandbox's app reads: ``RAW_URI``, the request target as sent
     (werkzeug's and gunicorn's name: the registry proxy forwards it unchanged, query string included), and
-    :data:`~opskit.sandbox.app.CONNECTION_SOCKET`, the connection's socket, which the dropped-connection fault
+    :data:`~opskit.sandbox.server.app.CONNECTION_SOCKET`, the connection's socket, which the dropped-connection fault
     shuts so that no answer reaches the client."""
 
     def get_environ(self) -> dict[str, Any]:  # type: ignore[override]  # cheroot's stub of the base says None
@@ -191,7 +191,7 @@ class Sandbox:
         self.throttle = Throttle(self.clock, enabled=throttle)
         self.faults = Faults(seed=fault_seed)
         self.region: Region | None = None
-        self.registry: Any = None  # opskit.sandbox.registry.Registry when one runs
+        self.registry: Any = None  # opskit.sandbox.ecr.registry.Registry when one runs
         self.docker: Any = None  # docker.DockerClient when an engine answers
         self.docker_host: str | None = None
         self.notices: list[str] = []  # one-line notes on what is unavailable, for the CLI to print
@@ -221,7 +221,15 @@ class Sandbox:
         self._server = _HttpServer(self._listen(), self._dispatch)
         self._start_docker()
         self._start_registry()
-        self.region = Region(self)
+        self.region = Region(
+            name=self.region_name,
+            account_id=self.account_id,
+            clock=self.clock,
+            registry=self.registry,
+            registry_host=self.registry_host,
+            docker=self.docker,
+            runner_id=f"{self.account_id}-{self.port}",
+        )
         self.app = SandboxApp(
             clock=self.clock,
             throttle=self.throttle,
@@ -351,7 +359,7 @@ class Sandbox:
     def _start_registry(self) -> None:
         if self._want_registry is False:
             return
-        from opskit.sandbox.registry import Registry
+        from opskit.sandbox.ecr.registry import Registry
 
         assert self._workdir is not None
         self.registry = Registry.start(self._workdir / "registry", docker=self.docker)

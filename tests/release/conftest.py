@@ -13,7 +13,7 @@ import pytest
 from opskit.aws import Aws
 from opskit.release.images import RegistryAuth
 from opskit.sandbox import Sandbox
-from opskit.sandbox.scheduler import STABILIZE_SECONDS
+from opskit.sandbox.ecs.scheduler import STABILIZE_SECONDS
 from tests.conftest import make_context
 
 

@@ -17,7 +17,7 @@ from opskit.errors import ConflictError
 from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
 from opskit.release.images import RegistryAuth
-from opskit.sandbox.app import Seen
+from opskit.sandbox.server.app import Seen
 from tests.conftest import make_context
 from tests.release.conftest import World
 

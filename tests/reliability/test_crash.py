@@ -33,7 +33,7 @@ from opskit.cleanup import runs_folder, unfinished_runs
 from opskit.release import ReleaseOptions, apply_release, plan_release
 from opskit.release.taskdef import registrable
 from opskit.sandbox import Sandbox
-from opskit.sandbox.app import Seen
+from opskit.sandbox.server.app import Seen
 from tests.cleanup.conftest import World as CleanupWorld
 from tests.cleanup.conftest import build_world
 from tests.release.conftest import World as ReleaseWorld

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from opskit.sandbox.registry import Registry
+from opskit.sandbox.ecr.registry import Registry
 
 pytestmark = pytest.mark.registry
 
@@ -50,7 +50,7 @@ def test_the_binary_starts_answers_and_stops_by_its_pid(tmp_path: Path) -> None:
 def test_a_registry_does_not_outlive_a_killed_sandbox_process(tmp_path: Path) -> None:
     """kill -9 (a CI timeout) gives the sandbox no chance to stop it: the registry goes with its parent."""
     script = (
-        "import sys; from pathlib import Path; from opskit.sandbox.registry import Registry; "
+        "import sys; from pathlib import Path; from opskit.sandbox.ecr.registry import Registry; "
         "r = Registry.start(Path(sys.argv[1]), docker=None); print(r.pid, flush=True); sys.stdin.read()"
     )
     parent = subprocess.Popen(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from opskit.sandbox.runner import LABEL_SANDBOX, LABEL_TASK, ContainerRunner, ContainerSpec, Report
+from opskit.sandbox.ecs.runner import LABEL_SANDBOX, LABEL_TASK, ContainerRunner, ContainerSpec, Report
 from tests.conftest import make_context
 
 pytestmark = pytest.mark.docker

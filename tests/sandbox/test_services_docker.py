@@ -15,7 +15,7 @@ import docker.errors
 import pytest
 
 from opskit.sandbox import Sandbox
-from opskit.sandbox.runner import LABEL_SANDBOX
+from opskit.sandbox.ecs.runner import LABEL_SANDBOX
 from tests.conftest import make_context
 from tests.sandbox.test_services import BREAKER, completed, messages, service, tasks, wait_for
 

@@ -3,11 +3,11 @@
 The event queue of the sandbox's discrete-event simulation lives here too. Every transition is an event due
 at a sandbox time; :meth:`TaskLifecycle.run_due` processes every event due by now, in order, stamping each
 with its own due time, so one ``clock.advance(3600)`` plays out an hour with the timestamps it would have
-had. Where a Docker engine runs the containers (:mod:`opskit.sandbox.runner`), its reports (pulled, started,
+had. Where a Docker engine runs the containers (:mod:`opskit.sandbox.ecs.runner`), its reports (pulled, started,
 exited, unhealthy) arrive as events due when they arrive, so a task is RUNNING only once its containers
 really started.
 
-The service scheduler (:mod:`opskit.sandbox.scheduler`) builds on this: it decides which tasks to launch and
+The service scheduler (:mod:`opskit.sandbox.ecs.scheduler`) builds on this: it decides which tasks to launch and
 stop, and hears back through :meth:`~TaskLifecycle.settle`, :meth:`~TaskLifecycle.poke` and
 :meth:`~TaskLifecycle.count_failure`.
 """
@@ -23,8 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opskit.sandbox.clock import SandboxClock, from_epoch
-from opskit.sandbox.runner import ContainerRunner, ContainerSpec, Report
-from opskit.sandbox.service_records import (
+from opskit.sandbox.ecs.records import (
     DEACTIVATING,
     PENDING,
     PROVISIONING,
@@ -35,6 +34,7 @@ from opskit.sandbox.service_records import (
     Service,
     Task,
 )
+from opskit.sandbox.ecs.runner import ContainerRunner, ContainerSpec, Report
 
 # Sandbox seconds (AWS-like durations; time_scale compresses them).
 PROVISIONING_SECONDS = 8.0

@@ -4,7 +4,7 @@ It runs as Debian's ``docker-registry`` binary when that is on PATH, else as the
 user's Docker engine when the engine already has it (nothing is ever pulled). Either way it listens on a free
 port of 127.0.0.1, keeps its storage under ``root`` (binary) or inside its container (image), has deletes
 enabled and no auth of its own: clients never reach it directly, they go through the ECR proxy on the
-sandbox's port (:mod:`opskit.sandbox.registry_proxy`), which checks ECR credentials and ECR's rules.
+sandbox's port (:mod:`opskit.sandbox.ecr.registry_proxy`), which checks ECR credentials and ECR's rules.
 
 >>> registry = Registry.start(Path("/tmp/reg"), docker=None)        # doctest: +SKIP
 >>> registry.url if registry else "no registry here"                 # doctest: +SKIP

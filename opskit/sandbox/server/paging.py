@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from opskit.sandbox.wire import ApiError, invalid_parameter
+from opskit.sandbox.server.wire import ApiError, invalid_parameter
 
 T = TypeVar("T")
 

@@ -29,9 +29,9 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.faults import Faults
-from opskit.sandbox.throttle import Throttle
-from opskit.sandbox.wire import (
+from opskit.sandbox.server.faults import Faults
+from opskit.sandbox.server.throttle import Throttle
+from opskit.sandbox.server.wire import (
     JSON_CONTENT_TYPE,
     SERVICE_BY_TARGET,
     ApiError,

@@ -1,6 +1,6 @@
 """The ECS service scheduler, simulated: rolling deployments, the circuit breaker, rollbacks.
 
-On top of :class:`~opskit.sandbox.task_lifecycle.TaskLifecycle` (the event queue and the tasks), this
+On top of :class:`~opskit.sandbox.ecs.task_lifecycle.TaskLifecycle` (the event queue and the tasks), this
 decides what a service's deployments do: a new PRIMARY launches tasks within ``maximumPercent``, older
 deployments drain within ``minimumHealthyPercent`` as the new tasks get healthy, a drained deployment
 disappears, and the rollout goes IN_PROGRESS -> COMPLETED, or FAILED when the circuit breaker counts enough
@@ -15,7 +15,7 @@ import uuid
 from typing import Any
 
 from opskit.sandbox.clock import from_epoch
-from opskit.sandbox.service_records import (
+from opskit.sandbox.ecs.records import (
     ACTIVE,
     COMPLETED,
     DEACTIVATING,
@@ -40,8 +40,8 @@ from opskit.sandbox.service_records import (
     breaker_threshold,
     deployment_id,
 )
-from opskit.sandbox.task_lifecycle import TaskLifecycle
-from opskit.sandbox.taskdefs import Revision
+from opskit.sandbox.ecs.task_lifecycle import TaskLifecycle
+from opskit.sandbox.ecs.taskdefs import Revision
 
 SCHEDULER_DELAY = 2.0  # the service scheduler acts on a change within a couple of seconds
 BACKOFF_BASE, BACKOFF_MAX = 5.0, 900.0  # task launch backoff after consecutive failures

@@ -2,7 +2,7 @@
 
 Plain records with the one job of describing themselves in ECS's JSON shapes. Counts (running, pending) are
 always derived from the task records, never kept on the side, so DescribeServices and DescribeTasks cannot
-disagree. The rules that move these records along live in :mod:`opskit.sandbox.scheduler`.
+disagree. The rules that move these records along live in :mod:`opskit.sandbox.ecs.scheduler`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from opskit.sandbox.taskdefs import Revision
+from opskit.sandbox.ecs.taskdefs import Revision
 
 # Service status
 ACTIVE, DRAINING, INACTIVE = "ACTIVE", "DRAINING", "INACTIVE"

@@ -2,9 +2,9 @@
 
 moto keeps clusters; the sandbox keeps what moto gets wrong (notes: moto-fidelity): services whose deployments
 roll out over (scaled) sandbox time, tasks that are real records, the circuit breaker and its rollback,
-service events in ECS's words, AWS's paging and errors. The simulation is in :mod:`opskit.sandbox.scheduler`
-and :mod:`opskit.sandbox.task_lifecycle`; the task APIs in :mod:`opskit.sandbox.service_tasks`, the
-service-deployment APIs in :mod:`opskit.sandbox.service_deployments`.
+service events in ECS's words, AWS's paging and errors. The simulation is in :mod:`opskit.sandbox.ecs.scheduler`
+and :mod:`opskit.sandbox.ecs.task_lifecycle`; the task APIs in :mod:`opskit.sandbox.ecs.tasks_api`, the
+service-deployment APIs in :mod:`opskit.sandbox.ecs.deployments_api`.
 
 >>> ecs = sandbox.client("ecs")                                                          # doctest: +SKIP
 >>> ecs.create_service(cluster="prod", serviceName="web", taskDefinition="web:1", desiredCount=2)  # doctest: +SKIP
@@ -20,15 +20,15 @@ from collections.abc import Callable
 from typing import Any
 
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.paging import paginate
-from opskit.sandbox.runner import ContainerRunner
-from opskit.sandbox.scheduler import Scheduler
-from opskit.sandbox.service_deployments import ServiceDeploymentApi
-from opskit.sandbox.service_records import ACTIVE, DRAINING, INACTIVE, Service
-from opskit.sandbox.service_tasks import TaskApi
-from opskit.sandbox.taskdefs import ACTIVE as REVISION_ACTIVE
-from opskit.sandbox.taskdefs import Revision, TaskDefinitions
-from opskit.sandbox.wire import ApiError, ApiRequest, Handler, client_error, invalid_parameter
+from opskit.sandbox.ecs.deployments_api import ServiceDeploymentApi
+from opskit.sandbox.ecs.records import ACTIVE, DRAINING, INACTIVE, Service
+from opskit.sandbox.ecs.runner import ContainerRunner
+from opskit.sandbox.ecs.scheduler import Scheduler
+from opskit.sandbox.ecs.taskdefs import ACTIVE as REVISION_ACTIVE
+from opskit.sandbox.ecs.taskdefs import Revision, TaskDefinitions
+from opskit.sandbox.ecs.tasks_api import TaskApi
+from opskit.sandbox.server.paging import paginate
+from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler, client_error, invalid_parameter
 
 _SERVICE_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
 DEFAULT_DEPLOYMENT_CONFIGURATION: dict[str, Any] = {

@@ -31,9 +31,9 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.ecr_images import MAX_MANIFEST_BYTES, ImageStore, Manifest
-from opskit.sandbox.registry import Registry
-from opskit.sandbox.wire import ApiError
+from opskit.sandbox.ecr.images import MAX_MANIFEST_BYTES, ImageStore, Manifest
+from opskit.sandbox.ecr.registry import Registry
+from opskit.sandbox.server.wire import ApiError
 
 log = logging.getLogger("opskit.sandbox")
 

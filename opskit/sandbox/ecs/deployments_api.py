@@ -16,10 +16,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from opskit.sandbox.paging import paginate
-from opskit.sandbox.scheduler import Scheduler
-from opskit.sandbox.service_records import SD_IN_PROGRESS, SD_STATUSES, Deployment, Service
-from opskit.sandbox.wire import ApiError, ApiRequest, Handler, invalid_parameter
+from opskit.sandbox.ecs.records import SD_IN_PROGRESS, SD_STATUSES, Deployment, Service
+from opskit.sandbox.ecs.scheduler import Scheduler
+from opskit.sandbox.server.paging import paginate
+from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler, invalid_parameter
 
 MAX_DESCRIBE = 20
 

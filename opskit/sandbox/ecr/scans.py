@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.ecr_images import SCAN_SECONDS, Image, ImageStore, image_id_failure, image_not_found
-from opskit.sandbox.wire import ApiError, ApiRequest, Handler
+from opskit.sandbox.ecr.images import SCAN_SECONDS, Image, ImageStore, image_id_failure, image_not_found
+from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler
 
 
 class Scans:

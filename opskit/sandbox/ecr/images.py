@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Any
 
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.wire import ApiError, invalid_parameter
+from opskit.sandbox.server.wire import ApiError, invalid_parameter
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

@@ -1,8 +1,8 @@
 """ECR in the sandbox: images, the image APIs, credentials, and the registry behind the sandbox's port.
 
 moto has no data plane and gets images wrong (notes: moto-fidelity), so the sandbox keeps ECR's images
-itself (:mod:`opskit.sandbox.ecr_images`) and answers every image API from that model. Images arrive by
-``docker push`` through the registry proxy (:mod:`opskit.sandbox.registry_proxy`) or by PutImage; either way
+itself (:mod:`opskit.sandbox.ecr.images`) and answers every image API from that model. Images arrive by
+``docker push`` through the registry proxy (:mod:`opskit.sandbox.ecr.registry_proxy`) or by PutImage; either way
 they get their real digest, tags, push time (sandbox clock) and compressed size. Without a registry the
 APIs still work: PutImage keeps the manifest in the model, and tasks can "pull" whatever the model holds.
 
@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import quote
 
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.ecr_images import (
+from opskit.sandbox.ecr.images import (
     MANIFEST_TYPES,
     TAG,
     Image,
@@ -33,12 +33,12 @@ from opskit.sandbox.ecr_images import (
     image_not_found,
     validate_image_ids,
 )
-from opskit.sandbox.ecr_repositories import Repositories
-from opskit.sandbox.ecr_scans import Scans
-from opskit.sandbox.paging import paginate
-from opskit.sandbox.registry import Registry
-from opskit.sandbox.registry_proxy import AuthorizationTokens, RegistryProxy
-from opskit.sandbox.wire import ApiError, ApiRequest, Handler, invalid_parameter
+from opskit.sandbox.ecr.registry import Registry
+from opskit.sandbox.ecr.registry_proxy import AuthorizationTokens, RegistryProxy
+from opskit.sandbox.ecr.repositories import Repositories
+from opskit.sandbox.ecr.scans import Scans
+from opskit.sandbox.server.paging import paginate
+from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler, invalid_parameter
 
 log = logging.getLogger("opskit.sandbox")
 

@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.paging import paginate
-from opskit.sandbox.wire import ApiError, ApiRequest, Handler, client_error, invalid_parameter
+from opskit.sandbox.server.paging import paginate
+from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler, client_error, invalid_parameter
 
 ACTIVE, INACTIVE, DELETE_IN_PROGRESS = "ACTIVE", "INACTIVE", "DELETE_IN_PROGRESS"
 MAX_BODY_BYTES = 64 * 1024

@@ -1,6 +1,6 @@
 """ECS tasks in the sandbox, the API side: ListTasks, DescribeTasks, StopTask.
 
-The tasks themselves are the scheduler's records (:mod:`opskit.sandbox.task_lifecycle`): what these answer
+The tasks themselves are the scheduler's records (:mod:`opskit.sandbox.ecs.task_lifecycle`): what these answer
 is always what the deployments count.
 
 >>> arns = ecs.list_tasks(cluster="prod", serviceName="web", desiredStatus="STOPPED")["taskArns"]   # doctest: +SKIP
@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opskit.sandbox.paging import paginate
-from opskit.sandbox.scheduler import Scheduler
-from opskit.sandbox.service_records import RUNNING, STOPPED, Service, Task
-from opskit.sandbox.wire import ApiError, ApiRequest, Handler, invalid_parameter
+from opskit.sandbox.ecs.records import RUNNING, STOPPED, Service, Task
+from opskit.sandbox.ecs.scheduler import Scheduler
+from opskit.sandbox.server.paging import paginate
+from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler, invalid_parameter
 
 
 class TaskApi:

@@ -2,7 +2,7 @@
 
 moto keeps the repositories; these handlers call its backend in-process and answer in AWS's shape with what
 must differ: repositoryUri is ``127.0.0.1:PORT/NAME`` (the sandbox's own registry), createdAt comes from the
-sandbox clock, listings page, DeleteRepository counts the images of :mod:`opskit.sandbox.ecr_images` (moto has
+sandbox clock, listings page, DeleteRepository counts the images of :mod:`opskit.sandbox.ecr.images` (moto has
 none) and takes them out of the registry, exclusion filters are validated as AWS does, and the scanning
 configuration reports scanOnPush as set. Lifecycle policies, repository policies and tags stay with moto.
 """
@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 from opskit.sandbox.clock import SandboxClock
-from opskit.sandbox.ecr_images import ImageStore, mutability_of
-from opskit.sandbox.paging import paginate
-from opskit.sandbox.registry import Registry
-from opskit.sandbox.wire import ApiError, ApiRequest, Handler, invalid_parameter
+from opskit.sandbox.ecr.images import ImageStore, mutability_of
+from opskit.sandbox.ecr.registry import Registry
+from opskit.sandbox.server.paging import paginate
+from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler, invalid_parameter
 
 log = logging.getLogger("opskit.sandbox")
 
