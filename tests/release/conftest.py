@@ -3,6 +3,7 @@ bootstrap image from the IMMUTABLE repository ``web``, and a git checkout of an 
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,12 @@ class World:
         git(self.app, "add", "-A")
         git(self.app, "commit", "-qm", message)
         return git(self.app, "rev-parse", "HEAD").strip()
+
+
+def unstartable(dockerfile: str) -> str:
+    """``dockerfile`` with a command that does not exist: its containers cannot start, so their tasks never run, and
+    the circuit breaker (which a task that runs a while before it exits resets, as on ECS) trips."""
+    return re.sub(r"^CMD .*$", 'CMD ["/bin/no-such-program"]', dockerfile, flags=re.MULTILINE)
 
 
 def git(folder: Path, *args: str) -> str:

@@ -11,7 +11,7 @@ from opskit.errors import ConflictError
 from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
 from opskit.release.lock import is_lock_tag
-from tests.release.conftest import World
+from tests.release.conftest import World, unstartable
 
 FAST = {"poll_interval": 0.1, "timeout": 120}
 
@@ -77,7 +77,7 @@ def test_releasing_the_same_commit_twice_registers_and_pushes_nothing_new(world:
 
 
 def test_a_broken_image_is_rolled_back_and_reported_as_a_failure(world: World) -> None:
-    world.commit("crash on start", Dockerfile=(world.app / "Dockerfile").read_text().replace("sleep 3600", "exit 3"))
+    world.commit("cannot start", Dockerfile=unstartable((world.app / "Dockerfile").read_text()))
     record = apply_release(plan_release(world.aws, options(world)), world.aws, **FAST)
 
     assert not record.ok

@@ -11,7 +11,7 @@ import pytest
 
 from opskit.errors import OpskitError
 from opskit.release import ReleaseOptions, apply_release, apply_rollback, plan_release, plan_rollback
-from tests.release.conftest import World
+from tests.release.conftest import World, unstartable
 
 FAST = {"poll_interval": 0.1, "timeout": 120}
 
@@ -26,7 +26,7 @@ def history(world: World) -> World:
     """web:2 good, web:3 broken (the breaker rolled it back to web:2), web:4 good and live."""
     assert release(world) == "COMPLETED web:2"
     dockerfile = (world.app / "Dockerfile").read_text()
-    world.commit("crash", Dockerfile=dockerfile.replace("sleep 3600", "exit 1"))
+    world.commit("cannot start", Dockerfile=unstartable(dockerfile))
     assert release(world) == "ROLLED_BACK web:3"
     world.commit("fix", Dockerfile=dockerfile, marker="fixed")
     assert release(world) == "COMPLETED web:4"

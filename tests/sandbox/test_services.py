@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 import botocore.exceptions
+import botocore.session
 import pytest
 
 from opskit.sandbox import Sandbox
@@ -108,6 +109,12 @@ def tasks(ecs: Any, cluster: str, desired: str = "RUNNING", **filters: Any) -> l
 def messages(svc: dict[str, Any]) -> list[str]:
     """The service's events, oldest first."""
     return [e["message"] for e in reversed(svc["events"])]
+
+
+def client_models(shape: str, member: str) -> bool:
+    """Does the installed botocore's ECS model have ``shape.member``? (older ones lack the newest settings)."""
+    model = botocore.session.get_session().get_service_model("ecs")
+    return member in model.shape_for(shape).members
 
 
 def error_of(excinfo: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> tuple[str, str]:
@@ -265,6 +272,67 @@ def test_an_image_that_cannot_be_pulled_trips_the_breaker_and_rolls_back(
     assert described["containerImages"] == [
         {"containerName": "web", "image": f"{sandbox.registry_host}/web:never-pushed"}
     ]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "desired", "expected"),
+    [
+        (None, 10, 5),  # BOUNDED_PERCENT 50: half the desired count, 3 to 200
+        (None, 2, 3),
+        ({"type": "BOUNDED_PERCENT", "value": 10}, 10, 3),
+        ({"type": "UNBOUNDED_PERCENT", "value": 10}, 10, 1),
+        ({"type": "COUNT", "value": 2}, 10, 2),
+    ],
+)
+def test_the_breaker_trips_at_its_threshold(
+    sandbox: Sandbox, ecs: Any, cluster: str, threshold: dict[str, Any] | None, desired: int, expected: int
+) -> None:
+    breaker: dict[str, Any] = {"enable": True, "rollback": False}
+    if threshold is not None:
+        if not client_models("DeploymentCircuitBreaker", "thresholdConfiguration"):
+            pytest.skip("this botocore's ECS model has no thresholdConfiguration")
+        breaker["thresholdConfiguration"] = threshold
+    broken = revision(sandbox, ecs, "never-pushed")
+    created = ecs.create_service(
+        cluster=cluster,
+        serviceName="web",
+        taskDefinition=broken,
+        desiredCount=desired,
+        deploymentConfiguration={"deploymentCircuitBreaker": breaker},
+    )["service"]
+    if threshold is not None:
+        assert created["deploymentConfiguration"]["deploymentCircuitBreaker"]["thresholdConfiguration"] == threshold
+    svc = wait_for(lambda: (s := service(ecs, cluster))["deployments"][0]["rolloutState"] == "FAILED" and s)
+    (record,) = ecs.describe_service_deployments(serviceDeploymentArns=[svc["currentServiceDeployment"]])[
+        "serviceDeployments"
+    ]
+    assert record["deploymentCircuitBreaker"] == {
+        "status": "TRIGGERED",
+        "failureCount": expected,
+        "threshold": expected,
+    }
+    assert record["status"] == "STOPPED"
+    # Tasks that failed at the same moment as the one that tripped it are failed tasks, not counted by the breaker.
+    assert svc["deployments"][0]["failedTasks"] >= expected
+
+
+def test_a_threshold_configuration_ecs_would_refuse_is_refused(ecs: Any, cluster: str, sandbox: Sandbox) -> None:
+    if not client_models("DeploymentCircuitBreaker", "thresholdConfiguration"):
+        pytest.skip("this botocore's ECS model has no thresholdConfiguration")
+    v1 = revision(sandbox, ecs, "v1")
+    for threshold in ({"type": "SOMETIMES", "value": 3}, {"type": "COUNT", "value": 0}):
+        with pytest.raises(botocore.exceptions.ClientError) as excinfo:
+            ecs.create_service(
+                cluster=cluster,
+                serviceName="web",
+                taskDefinition=v1,
+                desiredCount=1,
+                deploymentConfiguration={
+                    "deploymentCircuitBreaker": {"enable": True, "rollback": True, "thresholdConfiguration": threshold}
+                },
+            )
+        code, message = error_of(excinfo)
+        assert code == "InvalidParameterException" and "thresholdConfiguration" in message
 
 
 def test_without_the_breaker_ecs_keeps_retrying_with_backoff(sandbox: Sandbox, ecs: Any, cluster: str) -> None:

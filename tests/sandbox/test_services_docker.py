@@ -17,7 +17,7 @@ import pytest
 from opskit.sandbox import Sandbox
 from opskit.sandbox.ecs.runner import LABEL_SANDBOX
 from tests.conftest import make_context
-from tests.sandbox.test_services import BREAKER, completed, messages, service, tasks, wait_for
+from tests.sandbox.test_services import BREAKER, client_models, completed, messages, service, tasks, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 
@@ -103,12 +103,28 @@ def test_a_rollout_runs_real_containers_pulled_from_the_sandbox_registry(
         assert engine.status == "running" and engine.attrs["HostConfig"]["NetworkMode"] == "none"
 
 
+# A health check the crashing container never lives to pass: its tasks run, but never get healthy.
+NEVER_HEALTHY = {"healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 30, "startPeriod": 60}}
+
+
+@pytest.mark.parametrize("caught_by", ["health-check", "no-reset"])
 def test_a_container_that_exits_fails_the_deployment_and_the_breaker_rolls_back(
-    sandbox: Sandbox, ecs: Any, cluster: str, docker_client: Any
+    sandbox: Sandbox, ecs: Any, cluster: str, docker_client: Any, caught_by: str
 ) -> None:
-    ok, crash = revision(sandbox, ecs, "ok"), revision(sandbox, ecs, "crash")
+    breaker = dict(BREAKER["deploymentCircuitBreaker"])
+    if caught_by == "health-check":
+        crash = revision(sandbox, ecs, "crash", **NEVER_HEALTHY)
+    else:
+        if not client_models("DeploymentCircuitBreaker", "resetOnHealthyTask"):
+            pytest.skip("this botocore's ECS model has no resetOnHealthyTask")
+        crash, breaker["resetOnHealthyTask"] = revision(sandbox, ecs, "crash"), False
+    ok = revision(sandbox, ecs, "ok")
     ecs.create_service(
-        cluster=cluster, serviceName="web", taskDefinition=ok, desiredCount=1, deploymentConfiguration=BREAKER
+        cluster=cluster,
+        serviceName="web",
+        taskDefinition=ok,
+        desiredCount=1,
+        deploymentConfiguration={"deploymentCircuitBreaker": breaker},
     )
     good = wait_for(completed(ecs, cluster, ok))["deployments"][0]
     bad = ecs.update_service(cluster=cluster, service="web", taskDefinition=crash)["service"]["deployments"][0]
@@ -130,6 +146,28 @@ def test_a_container_that_exits_fails_the_deployment_and_the_breaker_rolls_back(
     for task in crashed:  # stopped tasks' containers are removed
         runtime_id = task["containers"][0].get("runtimeId")
         assert runtime_id is None or runtime_id not in {c.id for c in running_containers(docker_client, sandbox)}
+
+
+def test_a_container_that_runs_then_exits_resets_the_breaker_at_every_start(
+    sandbox: Sandbox, ecs: Any, cluster: str
+) -> None:
+    """As on ECS: without a health check, a task is healthy the moment it runs, and resetOnHealthyTask (on by
+    default) starts the breaker's count over. A crash loop then keeps failing tasks and never trips the breaker."""
+    ok, crash = revision(sandbox, ecs, "ok"), revision(sandbox, ecs, "crash")
+    ecs.create_service(
+        cluster=cluster, serviceName="web", taskDefinition=ok, desiredCount=1, deploymentConfiguration=BREAKER
+    )
+    wait_for(completed(ecs, cluster, ok))
+    ecs.update_service(cluster=cluster, service="web", taskDefinition=crash)
+    primary = wait_for(lambda: (d := service(ecs, cluster)["deployments"][0])["failedTasks"] >= 4 and d)
+    assert primary["rolloutState"] == "IN_PROGRESS" and primary["taskDefinition"] == crash
+    arn = service(ecs, cluster)["currentServiceDeployment"]
+    (record,) = ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"]
+    assert record["status"] == "IN_PROGRESS"
+    assert record["deploymentCircuitBreaker"]["status"] == "MONITORING"
+    assert (
+        record["deploymentCircuitBreaker"]["failureCount"] <= 1 < 3 == record["deploymentCircuitBreaker"]["threshold"]
+    )
 
 
 def test_a_failing_health_check_is_a_failed_task(sandbox: Sandbox, ecs: Any, cluster: str) -> None:

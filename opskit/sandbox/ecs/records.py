@@ -195,8 +195,9 @@ class Deployment:
     desired_count: int = 0
     rollout_state: str = IN_PROGRESS
     rollout_state_reason: str = ""
-    failed_tasks: int = 0
-    consecutive_failures: int = 0
+    failed_tasks: int = 0  # every task of this deployment that failed, ever (DescribeServices' failedTasks)
+    breaker_failures: int = 0  # what the circuit breaker counts: reset when a task gets healthy (resetOnHealthyTask)
+    consecutive_failures: int = 0  # launch backoff: reset by any task that gets healthy
     next_launch_at: float = 0.0  # POSIX seconds: launch backoff after failures
     is_rollback: bool = False
     ready_since: float | None = None  # POSIX seconds since the deployment is fully up (alone, all healthy)
@@ -298,8 +299,8 @@ class ServiceDeployment:
             "deploymentConfiguration": self.deployment_configuration,
             "deploymentCircuitBreaker": {
                 "status": self.breaker_status if breaker.get("enable") else "DISABLED",
-                "failureCount": self.target.failed_tasks,
-                "threshold": breaker_threshold(self.service.desired_count),
+                "failureCount": self.target.breaker_failures,
+                "threshold": breaker_threshold(breaker, self.service.desired_count),
             },
         }
         _stamp(out, finishedAt=self.finished_at, stoppedAt=self.stopped_at)
@@ -389,6 +390,16 @@ class Service:
         return out
 
 
-def breaker_threshold(desired_count: int) -> int:
-    """ECS's circuit-breaker failure threshold: half the desired count, at least 3 and at most 200."""
-    return min(200, max(3, -(-desired_count // 2)))
+def breaker_threshold(breaker: dict[str, Any], desired_count: int) -> int:
+    """How many failed tasks trip the circuit breaker: ``thresholdConfiguration`` (default BOUNDED_PERCENT 50).
+
+    BOUNDED_PERCENT is that percent of the desired count, rounded up, at least 3 and at most 200 (AWS's documented
+    default: half the desired count, 3 to 200); UNBOUNDED_PERCENT is the percent unclamped (at least 1); COUNT is the
+    value itself.
+    """
+    config = breaker.get("thresholdConfiguration") or {}
+    kind, value = config.get("type", "BOUNDED_PERCENT"), int(config.get("value", 50))
+    if kind == "COUNT":
+        return max(1, value)
+    share = -(-desired_count * value // 100)
+    return max(1, share) if kind == "UNBOUNDED_PERCENT" else min(200, max(3, share))

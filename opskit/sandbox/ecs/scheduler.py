@@ -279,6 +279,8 @@ class Scheduler(TaskLifecycle):
             return
         task.failed = True
         deployment.failed_tasks += 1
+        if deployment.rollout_state == IN_PROGRESS:  # a tripped breaker counts no more
+            deployment.breaker_failures += 1
         deployment.consecutive_failures += 1
         failures = deployment.consecutive_failures
         deployment.next_launch_at = at + min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (failures - 1))
@@ -287,12 +289,27 @@ class Scheduler(TaskLifecycle):
             breaker.get("enable")
             and deployment is service.primary
             and deployment.rollout_state == IN_PROGRESS
-            and deployment.failed_tasks >= breaker_threshold(deployment.desired_count)
+            and deployment.breaker_failures >= breaker_threshold(breaker, service.desired_count)
         )
         if tripped:
             self._trip(service, deployment, at, rollback=bool(breaker.get("rollback")))
         elif failures == 3 or failures % 10 == 0:
             service.event(from_epoch(at), UNSTEADY)
+
+    def task_healthy(self, task: Task, at: float) -> None:
+        """A task of the deployment got healthy: RUNNING, and passing its health checks if it has any.
+
+        The launch backoff starts over, and, with ``resetOnHealthyTask`` (on unless turned off), so does the circuit
+        breaker's count. So, as on ECS, a task that starts and then exits counts as a failure, but a task without
+        health checks is healthy the moment it runs: a service whose containers run for a while and then crash
+        resets the count at every start and never trips the breaker, unless its containers have a health check that
+        they fail first or the reset is turned off. A task that never reaches RUNNING cannot reset it.
+        """
+        deployment = task.deployment
+        deployment.consecutive_failures = 0
+        breaker = task.service.deployment_configuration.get("deploymentCircuitBreaker") or {}
+        if breaker.get("resetOnHealthyTask", True) and deployment.rollout_state == IN_PROGRESS:
+            deployment.breaker_failures = 0
 
     def _trip(self, service: Service, deployment: Deployment, at: float, *, rollback: bool) -> None:
         when = from_epoch(at)

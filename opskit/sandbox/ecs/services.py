@@ -311,6 +311,35 @@ class Services:
         return revision
 
 
+THRESHOLD_TYPES = ("COUNT", "BOUNDED_PERCENT", "UNBOUNDED_PERCENT")
+
+
+def _circuit_breaker(value: Any) -> dict[str, Any]:
+    """``deploymentCircuitBreaker`` as ECS takes it: enable and rollback, and optionally resetOnHealthyTask and a
+    thresholdConfiguration (what ECS counts against it: :func:`~opskit.sandbox.ecs.records.breaker_threshold`)."""
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), bool) for k in ("enable", "rollback")):
+        raise invalid_parameter("deploymentCircuitBreaker needs enable and rollback, both true or false.")
+    breaker: dict[str, Any] = {"enable": value["enable"], "rollback": value["rollback"]}
+    if "resetOnHealthyTask" in value:
+        if not isinstance(value["resetOnHealthyTask"], bool):
+            raise invalid_parameter("deploymentCircuitBreaker.resetOnHealthyTask must be true or false.")
+        breaker["resetOnHealthyTask"] = value["resetOnHealthyTask"]
+    if "thresholdConfiguration" in value:
+        threshold = value["thresholdConfiguration"]
+        kind = threshold.get("type", "BOUNDED_PERCENT") if isinstance(threshold, dict) else None
+        number = threshold.get("value", 50) if isinstance(threshold, dict) else None
+        if kind not in THRESHOLD_TYPES:
+            raise invalid_parameter(
+                f"deploymentCircuitBreaker.thresholdConfiguration.type must be one of {', '.join(THRESHOLD_TYPES)}."
+            )
+        if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+            raise invalid_parameter(
+                "deploymentCircuitBreaker.thresholdConfiguration.value must be a whole number, 1 or more."
+            )
+        breaker["thresholdConfiguration"] = {"type": kind, "value": number}
+    return breaker
+
+
 def _count(value: Any, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise invalid_parameter(f"{name} must be a whole number, 0 or more.")
@@ -326,9 +355,7 @@ def _deployment_configuration(given: Any, base: dict[str, Any]) -> dict[str, Any
         raise invalid_parameter("deploymentConfiguration must be an object.")
     for key, value in given.items():
         if key == "deploymentCircuitBreaker":
-            if not isinstance(value, dict) or not all(isinstance(value.get(k), bool) for k in ("enable", "rollback")):
-                raise invalid_parameter("deploymentCircuitBreaker needs enable and rollback, both true or false.")
-            config[key] = {"enable": value["enable"], "rollback": value["rollback"]}
+            config[key] = _circuit_breaker(value)
         else:
             config[key] = value
     low, high = config.get("minimumHealthyPercent"), config.get("maximumPercent")

@@ -82,6 +82,9 @@ class TaskLifecycle:
     def count_failure(self, task: Task, at: float) -> None:
         raise NotImplementedError
 
+    def task_healthy(self, task: Task, at: float) -> None:
+        raise NotImplementedError
+
     def shifted(self, seconds: float) -> None:
         """The clock was set back by ``-seconds``: move any pending instants kept outside the queue."""
 
@@ -182,7 +185,7 @@ class TaskLifecycle:
                 due = at + float(check.get("interval", DEFAULT_HEALTH_INTERVAL))
                 self.schedule(due, functools.partial(self._health, task, container.name, "HEALTHY"))
         if task.healthy:
-            task.deployment.consecutive_failures = 0
+            self.task_healthy(task, at)
         self.settle(task.service, at)
         self.poke(task.service, at)
 
@@ -209,7 +212,7 @@ class TaskLifecycle:
             self.count_failure(task, at)
             self.poke(task.service, at)
         elif task.health_status == "HEALTHY":
-            task.deployment.consecutive_failures = 0
+            self.task_healthy(task, at)
             self.settle(task.service, at)
             self.poke(task.service, at)
 
