@@ -51,7 +51,7 @@ class Region:
             account_id=self.account_id,
             region=self.name,
             taskdefs=self.taskdefs,
-            pullable=self.images.pullable,
+            digest_of=self.images.digest_of,
             runner=runner,
             cluster_arn=self._cluster_arn,
         )

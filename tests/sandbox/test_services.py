@@ -384,6 +384,49 @@ def test_stop_service_deployment_rolls_back_on_request(sandbox: Sandbox, ecs: An
     assert error_of(excinfo)[0] == "ConflictException"
 
 
+def test_a_deployment_runs_the_digests_it_resolved_when_it_started(sandbox: Sandbox, ecs: Any, cluster: str) -> None:
+    """versionConsistency (on unless a container turns it off): ECS resolves each image to a digest when the
+    deployment starts, and every task of it runs that digest, even after the tag moves; a new deployment resolves
+    the tag again."""
+    ecr, repository = sandbox.client("ecr"), cluster.lower()
+    ecr.create_repository(repositoryName=repository)
+
+    def push(marker: str) -> str:
+        pushed = ecr.put_image(repositoryName=repository, imageManifest=manifest(marker), imageTag="live")
+        return str(pushed["image"]["imageId"]["imageDigest"])
+
+    def revision_images(svc: dict[str, Any]) -> list[dict[str, Any]]:
+        arn = svc["currentServiceRevisions"][0]["arn"]
+        return list(ecs.describe_service_revisions(serviceRevisionArns=[arn])["serviceRevisions"][0]["containerImages"])
+
+    first = push(f"{cluster}-1")
+    image = f"{sandbox.registry_host}/{repository}:live"
+    pinned = ecs.register_task_definition(
+        family=repository, containerDefinitions=[{"name": "web", "image": image, "memory": 64}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=pinned, desiredCount=1)
+    svc = wait_for(completed(ecs, cluster, pinned))
+    assert revision_images(svc) == [{"containerName": "web", "image": image, "imageDigest": first}]
+
+    second = push(f"{cluster}-2")  # the tag moves (a MUTABLE repository)
+    ecs.update_service(cluster=cluster, service="web", desiredCount=2)
+    wait_for(lambda: len([t for t in tasks(ecs, cluster) if t["lastStatus"] == "RUNNING"]) == 2)
+    assert {t["containers"][0]["imageDigest"] for t in tasks(ecs, cluster)} == {first}
+
+    ecs.update_service(cluster=cluster, service="web", forceNewDeployment=True)
+    svc = wait_for(lambda: (s := service(ecs, cluster))["deployments"][0]["rolloutState"] == "COMPLETED" and s)
+    assert len(svc["deployments"]) == 1 and revision_images(svc)[0]["imageDigest"] == second
+    assert {t["containers"][0]["imageDigest"] for t in tasks(ecs, cluster)} == {second}
+
+    unpinned = ecs.register_task_definition(
+        family=repository,
+        containerDefinitions=[{"name": "web", "image": image, "memory": 64, "versionConsistency": "disabled"}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster=cluster, service="web", taskDefinition=unpinned)
+    svc = wait_for(completed(ecs, cluster, unpinned))
+    assert revision_images(svc) == [{"containerName": "web", "image": image}]  # nothing resolved: the tag is pulled
+
+
 def test_stop_task_is_replaced(sandbox: Sandbox, ecs: Any, cluster: str) -> None:
     v1 = revision(sandbox, ecs, "v1")
     ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=v1, desiredCount=1)

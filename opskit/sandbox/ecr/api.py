@@ -107,15 +107,21 @@ class Images:
         >>> images.pullable("127.0.0.1:41234/web:3f2a9c1")                # doctest: +SKIP
         True
         """
+        return self.digest_of(image_reference) is not None
+
+    def digest_of(self, image_reference: str) -> str | None:
+        """The digest ``image_reference`` names now in this sandbox's ECR (what ECS resolves a tag to when a
+        deployment starts), or None when it names nothing pullable here."""
         host, _, rest = (image_reference or "").partition("/")
         if host != self.registry_host or not rest:
-            return False
+            return None
         name, _, digest = rest.partition("@")
         last = name.rsplit("/", 1)[-1]
         tag = "latest"
         if ":" in last:
             name, _, tag = name.rpartition(":")
-        return self.store.resolve(name, digest or tag) is not None
+        image = self.store.resolve(name, digest or tag)
+        return None if image is None else image.digest
 
     # -- credentials -----------------------------------------------------------------------------------------
     def _get_authorization_token(self, request: ApiRequest) -> dict[str, Any]:

@@ -148,10 +148,7 @@ def _revision(deployment: Deployment) -> dict[str, Any]:
         "launchType": service.launch_type,
         "loadBalancers": service.params.get("loadBalancers", []),
         "serviceRegistries": service.params.get("serviceRegistries", []),
-        "containerImages": [
-            {"containerName": c["name"], "image": c["image"]}
-            for c in deployment.revision.body.get("containerDefinitions", [])
-        ],
+        "containerImages": deployment.container_images(),
         "createdAt": deployment.created_at,
     }
     if service.params.get("networkConfiguration"):

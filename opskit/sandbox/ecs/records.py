@@ -73,6 +73,10 @@ class Container:
     health_status: str = "UNKNOWN"
     runtime_id: str | None = None
     image_digest: str | None = None
+    pull: str = ""  # what the task pulls: the image pinned to the digest its deployment resolved, or as written
+
+    def __post_init__(self) -> None:
+        self.pull = self.pull or self.image
 
     def describe(self, task_arn: str) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -202,10 +206,33 @@ class Deployment:
     is_rollback: bool = False
     ready_since: float | None = None  # POSIX seconds since the deployment is fully up (alone, all healthy)
     tasks: list[Task] = field(default_factory=list)
+    # Container name -> the image digest ECS resolved when the deployment started (versionConsistency), if any.
+    digests: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.rollout_state_reason:
             self.rollout_state_reason = f"ECS deployment {self.id} in progress."
+
+    def pull_reference(self, container: dict[str, Any]) -> str:
+        """What a task of this deployment pulls for ``container``: its image at the resolved digest, so a tag moved
+        or pushed again later does not change what runs; the image as written where nothing was resolved (the
+        container's versionConsistency is disabled, or the image is not in this sandbox's ECR)."""
+        image = str(container["image"])
+        digest = self.digests.get(str(container["name"]))
+        if digest is None:
+            return image
+        name = image.split("@", 1)[0]
+        return f"{name.rsplit(':', 1)[0] if _has_tag(name) else name}@{digest}"
+
+    def container_images(self) -> list[dict[str, Any]]:
+        """DescribeServiceRevisions' containerImages: each container's image, and the digest resolved for it."""
+        out = []
+        for container in self.revision.body.get("containerDefinitions", []):
+            entry = {"containerName": container["name"], "image": container["image"]}
+            if container["name"] in self.digests:
+                entry["imageDigest"] = self.digests[container["name"]]
+            out.append(entry)
+        return out
 
     @property
     def running_count(self) -> int:
@@ -388,6 +415,11 @@ class Service:
         if include_tags:
             out["tags"] = list(self.tags)
         return out
+
+
+def _has_tag(name: str) -> bool:
+    """Does ``HOST[:PORT]/NAME[:TAG]`` carry a tag (a colon after the last slash)?"""
+    return ":" in name.rsplit("/", 1)[-1]
 
 
 def breaker_threshold(breaker: dict[str, Any], desired_count: int) -> int:

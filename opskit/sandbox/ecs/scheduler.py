@@ -72,8 +72,12 @@ class Scheduler(TaskLifecycle):
         *,
         revision_arn: str | None = None,
         record: ServiceDeployment | None = None,
+        digests: dict[str, str] | None = None,
     ) -> Deployment:
-        """A new PRIMARY; the previous PRIMARY becomes ACTIVE and drains as the new one gets healthy."""
+        """A new PRIMARY; the previous PRIMARY becomes ACTIVE and drains as the new one gets healthy.
+
+        Its images are resolved to digests now, as ECS does when a deployment starts (``digests`` given: a rollback
+        runs its service revision's images again, whatever their tags name today)."""
         when = from_epoch(at)
         previous = service.deployments[0] if service.deployments else None
         deployment = Deployment(
@@ -87,6 +91,7 @@ class Scheduler(TaskLifecycle):
             updated_at=when,
             desired_count=service.desired_count,
             is_rollback=record is not None,
+            digests=dict(digests) if digests is not None else self._resolve(revision),
         )
         if previous is not None:
             previous.status = ACTIVE
@@ -116,6 +121,16 @@ class Scheduler(TaskLifecycle):
         service.steady = False
         self.poke(service, at)
         return deployment
+
+    def _resolve(self, revision: Revision) -> dict[str, str]:
+        resolved = {}
+        for container in revision.body.get("containerDefinitions", []):
+            if container.get("versionConsistency") == "disabled":
+                continue  # the tag is pulled as it is when each task starts
+            digest = self.digest_of(str(container.get("image", "")))
+            if digest is not None:
+                resolved[str(container["name"])] = digest
+        return resolved
 
     def set_desired_count(self, service: Service, count: int, at: float) -> None:
         service.desired_count = count
@@ -336,7 +351,9 @@ class Scheduler(TaskLifecycle):
         record.status_reason = reason
         record.rollback = {"reason": reason, "startedAt": when, "serviceRevisionArn": target.revision_arn}
         service.event(when, f"rolling back to deployment {target.id}.")
-        self.start_deployment(service, target.revision, at, revision_arn=target.revision_arn, record=record)
+        self.start_deployment(
+            service, target.revision, at, revision_arn=target.revision_arn, record=record, digests=target.digests
+        )
 
     def _forget_service(self, service: Service) -> None:
         key = (service.cluster_arn, service.name)

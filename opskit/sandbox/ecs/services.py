@@ -73,7 +73,7 @@ class Services:
         account_id: str,
         region: str,
         taskdefs: TaskDefinitions,
-        pullable: Callable[[str], bool],
+        digest_of: Callable[[str], str | None],
         runner: ContainerRunner | None,
         cluster_arn: Callable[[str], str | None],
     ) -> None:
@@ -82,7 +82,9 @@ class Services:
         self.region = region
         self.taskdefs = taskdefs
         self.cluster_arn = cluster_arn
-        self.scheduler = Scheduler(clock=clock, region=region, account_id=account_id, pullable=pullable, runner=runner)
+        self.scheduler = Scheduler(
+            clock=clock, region=region, account_id=account_id, digest_of=digest_of, runner=runner
+        )
         self.lock = self.scheduler.lock
         self.deployments_api = ServiceDeploymentApi(self.scheduler, self._cluster, self._find)
         self.tasks_api = TaskApi(self.scheduler, self._cluster, self._find)
@@ -98,13 +100,9 @@ class Services:
             self.scheduler.runner = value
 
     @property
-    def pullable(self) -> Callable[[str], bool]:
-        """Can an image reference be pulled (the ECR model answers)? Replaceable, like any boundary."""
-        return self.scheduler.pullable
-
-    @pullable.setter
-    def pullable(self, value: Callable[[str], bool]) -> None:
-        self.scheduler.pullable = value
+    def digest_of(self) -> Callable[[str], str | None]:
+        """The digest an image reference names now, or None if it cannot be pulled (the ECR model answers)."""
+        return self.scheduler.digest_of
 
     # -- what the region asks ---------------------------------------------------------------------------------
     def handlers(self) -> dict[str, Handler]:

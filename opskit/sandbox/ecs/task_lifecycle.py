@@ -57,13 +57,13 @@ class TaskLifecycle:
         clock: SandboxClock,
         region: str,
         account_id: str,
-        pullable: Callable[[str], bool],
+        digest_of: Callable[[str], str | None],
         runner: ContainerRunner | None,
     ) -> None:
         self.clock = clock
         self.region = region
         self.account_id = account_id
-        self.pullable = pullable
+        self.digest_of = digest_of  # what an image reference names now (None: it cannot be pulled)
         self.runner = runner
         self.lock = threading.RLock()
         self.tasks: dict[str, Task] = {}  # task id
@@ -119,6 +119,7 @@ class TaskLifecycle:
             Container(
                 name=str(c["name"]),
                 image=str(c["image"]),
+                pull=deployment.pull_reference(c),
                 arn=f"{prefix}:container/{service.cluster_name}/{task_id}/{uuid.uuid4()}",
                 essential=bool(c.get("essential", True)),
                 health_checked=bool(c.get("healthCheck")),
@@ -146,7 +147,7 @@ class TaskLifecycle:
             return
         self._touch(task, at, PENDING)
         task.pull_started_at = from_epoch(at)
-        missing = next((c for c in task.containers if not self.pullable(c.image)), None)
+        missing = next((c for c in task.containers if self.digest_of(c.pull) is None), None)
         if missing is not None:
             image = missing.image
             reason = (
@@ -164,8 +165,11 @@ class TaskLifecycle:
         if task.last_status != PENDING or not task.live or task.pull_stopped_at is not None:
             return
         task.pull_stopped_at = from_epoch(at)
+        resolved = task.deployment.digests  # what a simulated pull got: the digest the deployment pinned
         for container in task.containers:
-            container.image_digest = digests.get(container.name, container.image_digest)
+            container.image_digest = (
+                digests.get(container.name) or resolved.get(container.name) or container.image_digest
+            )
         if not task.in_docker:
             self.schedule(at + START_SECONDS, lambda at: self._started(task, at, {}))
 
@@ -305,7 +309,7 @@ class TaskLifecycle:
         environment = {str(e["name"]): str(e.get("value", "")) for e in definition.get("environment") or []}
         return ContainerSpec(
             name=container.name,
-            image=container.image,
+            image=container.pull,
             essential=container.essential,
             command=definition.get("command"),
             entry_point=definition.get("entryPoint"),
