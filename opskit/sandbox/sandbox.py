@@ -229,6 +229,7 @@ class Sandbox:
             registry_host=self.registry_host,
             docker=self.docker,
             runner_id=f"{self.account_id}-{self.port}",
+            lambda_env=self.env,
         )
         self.app = SandboxApp(
             clock=self.clock,
