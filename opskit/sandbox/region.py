@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from opskit.sandbox.clock import SandboxClock
 from opskit.sandbox.ecr.api import Images
 from opskit.sandbox.ecs.services import Services
 from opskit.sandbox.ecs.taskdefs import TaskDefinitions
+from opskit.sandbox.lambdas.runner import LambdaRunner
 from opskit.sandbox.server.app import Forward
 from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler
 
 
 class Region:
     """One account's region: its models, given only what they use (the clock, the registry and its host, the
-    engine), and the actions each answers."""
+    engine, the environment that points a Lambda function's own calls at the sandbox), and the actions each answers."""
 
     def __init__(
         self,
@@ -26,9 +28,12 @@ class Region:
         registry_host: str,
         docker: Any,
         runner_id: str,
+        lambda_env: Mapping[str, str],
     ) -> None:
         self.name = name
         self.account_id = account_id
+        # Lambda functions (moto keeps them) run here, for the lifecycle hooks of deployments.
+        self.lambdas = LambdaRunner(account_id=account_id, region=name, aws_env=lambda_env)
         self.taskdefs = TaskDefinitions(clock, self.account_id, self.name)
         self.images = Images(
             clock=clock,
@@ -76,6 +81,7 @@ class Region:
         self.taskdefs.reap()
 
     def close(self) -> None:
+        self.lambdas.close()
         self.services.close()
 
     def _cluster_arn(self, name_or_arn: str) -> str | None:

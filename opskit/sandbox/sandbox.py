@@ -229,6 +229,7 @@ class Sandbox:
             registry_host=self.registry_host,
             docker=self.docker,
             runner_id=f"{self.account_id}-{self.port}",
+            lambda_env=self.env,
         )
         self.app = SandboxApp(
             clock=self.clock,
@@ -338,10 +339,14 @@ class Sandbox:
                 log.exception("sandbox engine tick failed")
 
     def _reset_moto(self) -> None:
+        """Forget this account's resources in moto's process-wide store: the next sandbox to take the account starts
+        empty (its functions and roles too, which users create with plain boto3)."""
+        from moto.awslambda.models import lambda_backends
         from moto.ecr.models import ecr_backends
         from moto.ecs.models import ecs_backends
+        from moto.iam.models import iam_backends
 
-        for backends in (ecs_backends, ecr_backends):
+        for backends in (ecs_backends, ecr_backends, lambda_backends, iam_backends):
             if self.account_id in backends:
                 backends[self.account_id].reset()
 
