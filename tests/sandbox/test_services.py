@@ -7,6 +7,7 @@ that really run are in test_services_docker.py. One sandbox serves the module; e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from unittest.mock import ANY
 
 import botocore.exceptions
 import botocore.session
@@ -109,6 +111,17 @@ def tasks(ecs: Any, cluster: str, desired: str = "RUNNING", **filters: Any) -> l
 def messages(svc: dict[str, Any]) -> list[str]:
     """The service's events, oldest first."""
     return [e["message"] for e in reversed(svc["events"])]
+
+
+@contextlib.contextmanager
+def held(sandbox: Sandbox) -> Iterator[None]:
+    """The sandbox's clock all but stopped (a second of it takes a quarter of an hour), then back at its pace."""
+    pace = sandbox.clock.time_scale
+    sandbox.clock.time_scale = 0.001
+    try:
+        yield
+    finally:
+        sandbox.clock.time_scale = pace
 
 
 def client_models(shape: str, member: str) -> bool:
@@ -372,16 +385,51 @@ def test_stop_service_deployment_rolls_back_on_request(sandbox: Sandbox, ecs: An
     ecs.update_service(cluster=cluster, service="web", taskDefinition=v2)
     newest = ecs.list_service_deployments(cluster=cluster, service="web")["serviceDeployments"][0]
     assert newest["status"] == "IN_PROGRESS"
-    ecs.stop_service_deployment(serviceDeploymentArn=newest["serviceDeploymentArn"], stopType="ROLLBACK")
+    with held(sandbox):  # the scheduler acts on the request a couple of (sandbox) seconds later
+        ecs.stop_service_deployment(serviceDeploymentArn=newest["serviceDeploymentArn"], stopType="ROLLBACK")
+        (requested,) = ecs.describe_service_deployments(serviceDeploymentArns=[newest["serviceDeploymentArn"]])[
+            "serviceDeployments"
+        ]
+        assert requested["status"] == "ROLLBACK_REQUESTED"
     svc = wait_for(completed(ecs, cluster, v1))
     assert any(m.startswith("(service web) rolling back to deployment ") for m in messages(svc))
     (record,) = ecs.describe_service_deployments(serviceDeploymentArns=[newest["serviceDeploymentArn"]])[
         "serviceDeployments"
     ]
     assert record["status"] == "ROLLBACK_SUCCESSFUL"
+    assert record["rollback"]["reason"] == "StopServiceDeployment requested a rollback."
+    assert record["rollback"]["serviceRevisionArn"] == record["sourceServiceRevisions"][0]["arn"]
+    assert record["rollback"]["startedAt"] >= record["startedAt"]
     with pytest.raises(botocore.exceptions.ClientError) as excinfo:
         ecs.stop_service_deployment(serviceDeploymentArn=newest["serviceDeploymentArn"])
     assert error_of(excinfo)[0] == "ConflictException"
+
+
+def test_stop_service_deployment_abort_stops_it_where_it_stands(sandbox: Sandbox, ecs: Any, cluster: str) -> None:
+    v1, broken = revision(sandbox, ecs, "v1"), revision(sandbox, ecs, "never-pushed")
+    ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=v1, desiredCount=1)
+    wait_for(completed(ecs, cluster, v1))
+    ecs.update_service(cluster=cluster, service="web", taskDefinition=broken)
+    arn = ecs.list_service_deployments(cluster=cluster, service="web")["serviceDeployments"][0]["serviceDeploymentArn"]
+
+    def status() -> str:
+        return str(ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0]["status"])
+
+    with held(sandbox):
+        assert ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ABORT") == {
+            "serviceDeploymentArn": arn,
+            "ResponseMetadata": ANY,
+        }
+        assert status() == "STOP_REQUESTED"
+    wait_for(lambda: status() == "STOPPED")
+    svc = service(ecs, cluster)
+    primary, old = svc["deployments"]
+    assert (primary["taskDefinition"], primary["rolloutState"]) == (broken, "FAILED")
+    assert old["taskDefinition"] == v1 and old["runningCount"] == 1  # nothing rolled back, nothing drained
+    assert not any("rolling back" in m for m in messages(svc))
+    (record,) = ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"]
+    assert record["statusReason"] == "Service deployment stopped by a StopServiceDeployment request."
+    assert "rollback" not in record and "stoppedAt" in record
 
 
 def test_a_deployment_runs_the_digests_it_resolved_when_it_started(sandbox: Sandbox, ecs: Any, cluster: str) -> None:

@@ -94,9 +94,7 @@ class ServiceDeploymentApi:
         arn = params.get("serviceDeploymentArn")
         stop_type = params.get("stopType") or "ROLLBACK"
         if stop_type not in ("ROLLBACK", "ABORT"):
-            raise invalid_parameter("stopType must be ROLLBACK.")
-        if stop_type == "ABORT":
-            raise ApiError("UnsupportedFeatureException", "The opskit sandbox stops service deployments by ROLLBACK.")
+            raise invalid_parameter("stopType must be ROLLBACK or ABORT.")
         with self.scheduler.lock:
             record = self.scheduler.service_deployments.get(arn) if isinstance(arn, str) else None
             if record is None:
@@ -110,12 +108,16 @@ class ServiceDeploymentApi:
                     f"The service deployment is {record.status}: only an IN_PROGRESS service deployment can be "
                     "stopped.",
                 )
+            at = self.scheduler.clock.timestamp()
+            if stop_type == "ABORT":
+                self.scheduler.request_stop(record, at)
+                return {"serviceDeploymentArn": arn}
             if record.service.last_completed is None:
                 raise ApiError(
                     "ConflictException",
-                    "The service has no completed service deployment to roll back to.",
+                    "The service has no completed service deployment to roll back to: stop it with stopType ABORT.",
                 )
-            self.scheduler.request_rollback(record, self.scheduler.clock.timestamp())
+            self.scheduler.request_rollback(record, at)
         return {"serviceDeploymentArn": arn}
 
     def _describe_revisions(self, request: ApiRequest) -> dict[str, Any]:

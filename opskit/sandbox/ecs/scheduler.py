@@ -30,6 +30,7 @@ from opskit.sandbox.ecs.records import (
     SD_ROLLBACK_IN_PROGRESS,
     SD_ROLLBACK_REQUESTED,
     SD_ROLLBACK_SUCCESSFUL,
+    SD_STOP_REQUESTED,
     SD_STOPPED,
     SD_SUCCESSFUL,
     STOPPED,
@@ -170,6 +171,28 @@ class Scheduler(TaskLifecycle):
             )
 
         self.schedule(at + SCHEDULER_DELAY, begin)
+
+    def request_stop(self, record: ServiceDeployment, at: float) -> None:
+        """StopServiceDeployment(ABORT): STOP_REQUESTED, then STOPPED where it stands. The target deployment
+        launches no more tasks and the older ones keep what still runs; nothing is rolled back."""
+        service = record.service
+        record.status, record.updated_at = SD_STOP_REQUESTED, from_epoch(at)
+
+        def stop(at: float) -> None:
+            if record.status != SD_STOP_REQUESTED:
+                return
+            when = from_epoch(at)
+            record.status, record.stopped_at, record.updated_at = SD_STOPPED, when, when
+            record.status_reason = "Service deployment stopped by a StopServiceDeployment request."
+            record.breaker_status = "MONITORING_COMPLETE"
+            target = record.target
+            if target.rollout_state == IN_PROGRESS:
+                target.rollout_state, target.updated_at = FAILED, when
+                target.rollout_state_reason = record.status_reason
+            service.event(when, f"(deployment {target.id}) deployment stopped.")
+            self.poke(service, at)
+
+        self.schedule(at + SCHEDULER_DELAY, stop)
 
     def poke(self, service: Service, at: float, delay: float = SCHEDULER_DELAY) -> None:
         """Have the scheduler look at ``service`` shortly (one look per burst of changes)."""
