@@ -9,6 +9,7 @@ from opskit.sandbox.clock import SandboxClock
 from opskit.sandbox.ecr.api import Images
 from opskit.sandbox.ecs.services import Services
 from opskit.sandbox.ecs.taskdefs import TaskDefinitions
+from opskit.sandbox.elb import LoadBalancing
 from opskit.sandbox.lambdas.runner import LambdaRunner
 from opskit.sandbox.server.app import Forward
 from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler
@@ -42,6 +43,7 @@ class Region:
             registry=registry,
             registry_host=registry_host,
         )
+        self.load_balancing = LoadBalancing(self.account_id, self.name)
         runner = None
         if docker is not None:
             from opskit.sandbox.ecs.runner import ContainerRunner
@@ -70,11 +72,13 @@ class Region:
             "ListTagsForResource": self._list_tags,
         }
         self._ecr: dict[str, Handler] = self.images.handlers()
+        self._elbv2: dict[str, Handler] = self.load_balancing.handlers()
 
     def handlers(self, service: str, region: str) -> dict[str, Handler]:
         if region != self.name:
-            return _WrongRegion(self.name, region)
-        return self._ecs if service == "ecs" else self._ecr
+            # Other regions' load balancers are moto's alone (no service of the sandbox uses them).
+            return {} if service == "elbv2" else _WrongRegion(self.name, region)
+        return {"ecs": self._ecs, "ecr": self._ecr, "elbv2": self._elbv2}.get(service, {})
 
     def tick(self) -> None:
         self.services.tick()
@@ -83,6 +87,7 @@ class Region:
     def close(self) -> None:
         self.lambdas.close()
         self.services.close()
+        self.load_balancing.close()
 
     def _cluster_arn(self, name_or_arn: str) -> str | None:
         """The ARN of an existing (ACTIVE) cluster, from moto's model, which owns clusters."""

@@ -2,8 +2,9 @@
 
 Every AWS request is counted, then meets the injected faults and the throttle, then goes to the sandbox's own
 model for the actions where moto is not faithful enough, or to moto's server application for the rest
-(clusters, repositories, STS ...). ``/v2/`` is the ECR data plane (the registry proxy); ``/_opskit/`` holds
-the knobs (call counter, clock, faults) for tests and benchmarks over HTTP.
+(clusters, repositories, load balancers, VPCs, STS ...). The sandbox's own actions are ECS's and ECR's (JSON) and
+a few of Elastic Load Balancing's (query protocol, answered in XML). ``/v2/`` is the ECR data plane (the registry
+proxy); ``/_opskit/`` holds the knobs (call counter, clock, faults) for tests and benchmarks over HTTP.
 
 A test may set an ``observer``: the front door then shows it every AWS and registry request twice, on arrival
 (nothing has acted on it) and once it is served (the answer is ready, not yet sent), so a test can stop or stall
@@ -39,7 +40,10 @@ from opskit.sandbox.server.wire import (
     Handler,
     encode,
     error_body,
+    query_body,
     query_error_body,
+    query_params,
+    query_service,
     region_from_authorization,
 )
 
@@ -203,17 +207,9 @@ class SandboxApp:
                         environ, start_response
                     )
                 request = ApiRequest(service, action, params, region, self.account_id, body)
-                try:
-                    return _json(own(request), content_type=JSON_CONTENT_TYPE)(environ, start_response)
-                except ApiError as exc:
-                    return _aws_error(exc.code, exc.message, exc.status)(environ, start_response)
-                except Forward:
-                    pass
-                except Exception as exc:  # a sandbox bug: answer like AWS would, keep the traceback in the log
-                    log.error("sandbox failed on %s:\n%s", action, traceback.format_exc())
-                    return _aws_error("ServerException", f"sandbox error in {action}: {exc}", 500)(
-                        environ, start_response
-                    )
+                answer = _own(own, request, lambda result: _json(result, content_type=JSON_CONTENT_TYPE))
+                if answer is not None:
+                    return answer(environ, start_response)
             elif not self.moto_serves(service, action):
                 return _aws_error(
                     "UnknownOperationException",
@@ -221,6 +217,14 @@ class SandboxApp:
                     "run this call against AWS, or ask for it in an opskit issue.",
                     400,
                 )(environ, start_response)
+        elif (query := query_service(environ.get("HTTP_AUTHORIZATION"), body)) is not None:
+            # A query-protocol service: the sandbox answers the few actions it models, moto the rest.
+            own = self.handlers(query, region).get(action)
+            if own is not None:
+                request = ApiRequest(query, action, query_params(body), region, self.account_id, body)
+                answer = _own(own, request, lambda result: _xml(query_body(query, action, result)))
+                if answer is not None:
+                    return answer(environ, start_response)
         return self._moto(environ, start_response, action)
 
     def _moto(self, environ: dict[str, Any], start_response: Callable[..., Any], action: str) -> Iterable[bytes]:
@@ -259,6 +263,20 @@ class SandboxApp:
         return [b""]
 
 
+def _own(own: Handler, request: ApiRequest, render: Callable[[dict[str, Any]], Response]) -> WSGIApp | None:
+    """The sandbox's answer to a call it serves, in the service's protocol; None when its handler lets moto answer
+    (raises :class:`Forward`)."""
+    try:
+        return render(own(request))
+    except ApiError as exc:
+        return _aws_error(exc.code, exc.message, exc.status)
+    except Forward:
+        return None
+    except Exception as exc:  # a sandbox bug: answer like AWS would, keep the traceback in the log
+        log.error("sandbox failed on %s:\n%s", request.action, traceback.format_exc())
+        return _aws_error("ServerException", f"sandbox error in {request.action}: {exc}", 500)
+
+
 def _body(environ: dict[str, Any]) -> bytes:
     """The request's body, left in place for whoever reads it next (moto reads it again)."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -287,8 +305,12 @@ def _json(body: Any, status: int = 200, content_type: str = "application/json") 
     )
 
 
+def _xml(body: bytes) -> Response:
+    return Response(body, content_type="text/xml")
+
+
 def _aws_error(code: str, message: str, status: int) -> WSGIApp:
-    """An error in the protocol of the service called: JSON for ECS and ECR, XML for query-protocol ones (STS)."""
+    """An error in the protocol of the service called: JSON for ECS and ECR, XML for query-protocol ones (STS, ELB)."""
 
     def answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         headers = {"x-amzn-ErrorType": code, "x-amzn-RequestId": "opskit-sandbox"}
