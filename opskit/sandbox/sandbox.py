@@ -340,8 +340,9 @@ class Sandbox:
     def _reset_moto(self) -> None:
         from moto.ecr.models import ecr_backends
         from moto.ecs.models import ecs_backends
+        from moto.logs.models import logs_backends
 
-        for backends in (ecs_backends, ecr_backends):
+        for backends in (ecs_backends, ecr_backends, logs_backends):
             if self.account_id in backends:
                 backends[self.account_id].reset()
 
