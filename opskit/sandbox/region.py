@@ -46,12 +46,14 @@ class Region:
         self.load_balancing = LoadBalancing(self.account_id, self.name)
         runner = None
         if docker is not None:
+            from opskit.sandbox.ecs.awslogs import CloudWatchLogs
             from opskit.sandbox.ecs.runner import ContainerRunner
 
             runner = ContainerRunner(
                 docker,
                 sandbox_id=runner_id,
                 registry_auth=lambda: {"username": "AWS", "password": self.images.tokens.issue()[0]},
+                logs=CloudWatchLogs(self.account_id, self.name, clock),
             )
         self.services = Services(
             clock=clock,

@@ -16,8 +16,11 @@ from typing import Any
 
 import pytest
 
+from opskit.sandbox import Sandbox
+from opskit.sandbox.ecs.awslogs import CloudWatchLogs
 from opskit.sandbox.ecs.runner import LABEL_SANDBOX, LABEL_TASK, ContainerRunner, ContainerSpec, Report
 from tests.conftest import make_context
+from tests.sandbox.test_services import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -133,3 +136,37 @@ def test_images_that_cannot_be_had_are_pull_failures(runner: ContainerRunner, tm
     runner.run("d" * 32, [ContainerSpec(name="app", image="127.0.0.1:9/nothing:here")], reports)
     failed = reports.next("pull-failed")
     assert (failed.message or "").startswith("Error response from daemon")
+
+
+def test_closing_puts_the_output_read_and_not_yet_put(docker_client: Any, images: dict[str, str]) -> None:
+    """The awslogs driver puts what it read every 5 sandbox seconds: on a clock 100 times slower than wall time
+    (500 wall seconds), only the runner's close can put the line."""
+    with Sandbox(seed=None, time_scale=0.01, docker=False, registry=False) as sandbox:
+        logs = sandbox.client("logs")
+        logs.create_log_group(logGroupName="/ecs/closing")
+        runner = ContainerRunner(
+            docker_client,
+            sandbox_id=f"test-{uuid.uuid4().hex[:8]}",
+            logs=CloudWatchLogs(sandbox.account_id, sandbox.region_name, sandbox.clock),
+        )
+        reports, task = Reports(), uuid.uuid4().hex
+        configuration = {
+            "logDriver": "awslogs",
+            "options": {"awslogs-group": "/ecs/closing", "awslogs-stream-prefix": "web"},
+        }
+        spec = ContainerSpec(
+            name="app",
+            image=images["sleeper"],
+            command=["sh", "-c", "echo hello; sleep 3600"],
+            log_configuration=configuration,
+        )
+        try:
+            runner.run(task, [spec], reports)
+            container = docker_client.containers.get(reports.next("started").runtime_ids["app"])
+            wait_for(lambda: b"hello" in container.logs())
+            stream = f"web/app/{task}"  # in the sandbox's region: the configuration names none
+            assert logs.get_log_events(logGroupName="/ecs/closing", logStreamName=stream)["events"] == []
+        finally:
+            runner.close()
+        events = logs.get_log_events(logGroupName="/ecs/closing", logStreamName=stream)["events"]
+        assert [e["message"] for e in events] == ["hello"]

@@ -16,6 +16,9 @@ Containers run with ``network_mode="none"`` and carry labels naming the sandbox 
 Pull policy, like the ECS agent's default on EC2: pull from the registry; if the pull fails and the engine has
 the image cached, run the cached image. Only loopback registries (the sandbox's own) are ever contacted: any
 other reference runs from the engine's cache or fails as a pull error.
+
+Given ``logs`` (moto's CloudWatch Logs), a container whose definition logs with the awslogs driver has its output
+written there (:mod:`opskit.sandbox.ecs.awslogs`); its exit is reported once its output is in.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+
+from opskit.sandbox.ecs.awslogs import AwsLogsDriver, CloudWatchLogs, LogFollower
 
 log = logging.getLogger("opskit.sandbox")
 
@@ -52,6 +57,7 @@ class ContainerSpec:
     user: str | None = None
     # Docker's healthcheck: {"test": [...], "interval": ns, "timeout": ns, "retries": n, "start_period": ns}
     healthcheck: dict[str, Any] | None = None
+    log_configuration: dict[str, Any] | None = None  # the container definition's, as registered
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,8 @@ class ContainerRunner:
     """Runs tasks' containers on one Docker engine for one sandbox.
 
     ``registry_auth`` returns the sandbox registry's credentials as ECR's GetAuthorizationToken gives them,
-    ``{"username": "AWS", "password": ...}``, or ``None`` when the registry needs none.
+    ``{"username": "AWS", "password": ...}``, or ``None`` when the registry needs none. ``logs`` is where the
+    awslogs driver writes; without it, log configurations are ignored.
     """
 
     def __init__(
@@ -96,11 +103,13 @@ class ContainerRunner:
         sandbox_id: str,
         registry_auth: Callable[[], dict[str, str] | None] | None = None,
         *,
+        logs: CloudWatchLogs | None = None,
         workers: int = WORKERS,
     ) -> None:
         self.docker = docker_client
         self.sandbox_id = sandbox_id
         self.registry_auth = registry_auth
+        self.awslogs = AwsLogsDriver(logs) if logs is not None else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opskit-runner")
         self._lock = threading.Lock()
         self._sinks: dict[str, ReportSink] = {}  # task id -> where its reports go
@@ -136,6 +145,8 @@ class ContainerRunner:
         with self._lock:
             self._sinks.pop(task_id, None)
             self._stopping.discard(task_id)
+        if self.awslogs is not None:
+            self.awslogs.forget(task_id)
 
     def close(self) -> None:
         """Stop the event watcher and the workers, then remove every container this sandbox started."""
@@ -150,6 +161,8 @@ class ContainerRunner:
         self._watcher.join(timeout=10)
         for container in self._containers():
             self._force_remove(container)
+        if self.awslogs is not None:  # their output ended with them: what is left of it goes now
+            self.awslogs.close()
         # As the ECS agent cleans up images; other tags keep their data, and so do parent layers, which a build
         # running meanwhile may be using as its cache.
         for reference in self._pulled:
@@ -185,14 +198,26 @@ class ContainerRunner:
             with self._lock:
                 if self._closed or task_id in self._stopping:
                     return
+            follower: LogFollower | None = None
             try:
                 container = self.docker.containers.create(**self._create_options(task_id, spec))
                 runtime_ids[spec.name] = container.id
+                follower = self._log_follower(task_id, spec, container.id)  # Docker readies the log driver here
                 container.start()
             except Exception as exc:  # docker.errors.APIError and friends: the task fails to start, as on ECS
+                if follower is not None:
+                    follower.abandon()
                 self._report(Report(task_id, "start-failed", container=spec.name, message=_explain(exc)))
                 return
+            if follower is not None:
+                follower.follow(container)
         self._report(Report(task_id, "started", runtime_ids=runtime_ids))
+
+    def _log_follower(self, task_id: str, spec: ContainerSpec, container_id: str) -> LogFollower | None:
+        """The container's log stream, ready before it starts (a missing log group fails the start)."""
+        if self.awslogs is None:
+            return None
+        return self.awslogs.open(task_id, spec.name, spec.log_configuration, container_id)
 
     def _simulated(self, image: str) -> bool:
         try:
@@ -256,6 +281,8 @@ class ContainerRunner:
         for container in self._containers(task_id):
             with contextlib.suppress(Exception):  # already stopped, or already gone
                 container.stop(timeout=timeout)
+            if self.awslogs is not None:  # what it printed while stopping is read before it goes
+                self.awslogs.drain(task_id, (container.attrs.get("Labels") or {}).get(LABEL_CONTAINER, ""))
             self._force_remove(container)
 
     def _containers(self, task_id: str | None = None) -> list[Any]:
@@ -304,7 +331,11 @@ class ContainerRunner:
                 code = int(attributes.get("exitCode", "0"))
             except ValueError:
                 code = -1
-            self._report(Report(task_id, "exited", container=name, exit_code=code))
+            exited = Report(task_id, "exited", container=name, exit_code=code)
+            if self.awslogs is not None:  # the task stops on this report: its log is complete first
+                self.awslogs.then(task_id, name, lambda: self._report(exited))
+            else:
+                self._report(exited)
         elif action.startswith("health_status:"):
             health = action.split(":", 1)[1].strip()
             if health in ("healthy", "unhealthy"):

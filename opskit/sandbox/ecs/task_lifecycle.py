@@ -317,6 +317,7 @@ class TaskLifecycle:
             working_directory=definition.get("workingDirectory"),
             user=definition.get("user"),
             healthcheck=_docker_healthcheck(definition.get("healthCheck"), self.clock.time_scale),
+            log_configuration=definition.get("logConfiguration"),
         )
 
     def _stop_timeout(self, task: Task) -> int:
