@@ -63,6 +63,9 @@ class Region:
             digest_of=self.images.digest_of,
             runner=runner,
             cluster_arn=self._cluster_arn,
+            load_balancing=self.load_balancing,
+            lambdas=self.lambdas,
+            alarms_in_alarm=self._alarms_in_alarm,
         )
         self.taskdefs.in_use = self.services.in_use
         self.registry_app = self.images.registry_app() if registry is not None else None
@@ -90,6 +93,13 @@ class Region:
         self.lambdas.close()
         self.services.close()
         self.load_balancing.close()
+
+    def _alarms_in_alarm(self, names: list[str]) -> list[str]:
+        """Which of these CloudWatch alarms (moto keeps them; SetAlarmState moves them) are in ALARM now."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        alarms = cloudwatch_backends[self.account_id][self.name].alarms
+        return [name for name in names if name in alarms and alarms[name].state_value == "ALARM"]
 
     def _cluster_arn(self, name_or_arn: str) -> str | None:
         """The ARN of an existing (ACTIVE) cluster, from moto's model, which owns clusters."""

@@ -40,6 +40,7 @@ class ServiceDeploymentApi:
             "ListServiceDeployments": self._list,
             "DescribeServiceDeployments": self._describe,
             "StopServiceDeployment": self._stop,
+            "ContinueServiceDeployment": self._continue,
             "DescribeServiceRevisions": self._describe_revisions,
         }
 
@@ -118,6 +119,33 @@ class ServiceDeploymentApi:
                     "The service has no completed service deployment to roll back to: stop it with stopType ABORT.",
                 )
             self.scheduler.request_rollback(record, at)
+        return {"serviceDeploymentArn": arn}
+
+    def _continue(self, request: ApiRequest) -> dict[str, Any]:
+        """ContinueServiceDeployment: CONTINUE (the default) or ROLLBACK a PAUSE hook that awaits action."""
+        params = request.params
+        arn, hook_id, action = (
+            params.get("serviceDeploymentArn"),
+            params.get("hookId"),
+            params.get("action") or "CONTINUE",
+        )
+        if action not in ("CONTINUE", "ROLLBACK"):
+            raise invalid_parameter("action must be CONTINUE or ROLLBACK.")
+        with self.scheduler.lock:
+            record = self.scheduler.service_deployments.get(arn) if isinstance(arn, str) else None
+            if record is None:
+                raise ApiError(
+                    "ServiceDeploymentNotFoundException",
+                    f"The service deployment {arn} does not exist: list them with ListServiceDeployments.",
+                )
+            runs = record.traffic.hooks if record.traffic is not None else []
+            run = next((r for r in runs if r.hook_id == hook_id), None)
+            if run is None or run.status != "AWAITING_ACTION" or record.status != SD_IN_PROGRESS:
+                raise invalid_parameter(
+                    f"The service deployment has no lifecycle hook {hook_id} awaiting action: find the hookId among "
+                    "its lifecycleHookDetails with DescribeServiceDeployments."
+                )
+            self.scheduler.shifts.continue_hook(record, run, action, self.scheduler.clock.timestamp())
         return {"serviceDeploymentArn": arn}
 
     def _describe_revisions(self, request: ApiRequest) -> dict[str, Any]:

@@ -127,6 +127,8 @@ class Task:
     failed: bool = False  # counted in its deployment's failedTasks
     in_docker: bool = False  # its containers run on the Docker engine (else the sandbox simulates them)
     version: int = 1
+    private_ip: str = ""  # the address a load balancer's target group knows it by
+    target_group: str | None = None  # where it is registered, if its service has a load balancer
 
     @property
     def live(self) -> bool:
@@ -209,6 +211,7 @@ class Deployment:
     tasks: list[Task] = field(default_factory=list)
     # Container name -> the image digest ECS resolved when the deployment started (versionConsistency), if any.
     digests: dict[str, str] = field(default_factory=dict)
+    target_group: str | None = None  # where its tasks are registered, when the service has a load balancer
 
     def __post_init__(self) -> None:
         if not self.rollout_state_reason:
@@ -269,13 +272,68 @@ class Deployment:
             out["networkConfiguration"] = service.params["networkConfiguration"]
         return out
 
-    def revision_summary(self) -> dict[str, Any]:
-        return {
+    def revision_summary(self, weights: Traffic | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "arn": self.revision_arn,
             "requestedTaskCount": self.desired_count,
             "runningTaskCount": self.running_count,
             "pendingTaskCount": self.pending_count,
         }
+        if weights is not None:  # a traffic-shifting deployment: this revision's share of each kind of traffic
+            green = self is weights.green
+            out["requestedTestTrafficWeight"] = weights.test if green else 100.0 - weights.test
+            out["requestedProductionTrafficWeight"] = weights.production if green else 100.0 - weights.production
+        return out
+
+
+@dataclass(eq=False)
+class HookRun:
+    """One run of a lifecycle hook at one stage (lifecycleHookDetails)."""
+
+    hook_id: str
+    target_type: str  # AWS_LAMBDA | PAUSE
+    target_arn: str | None
+    stage: str
+    status: str  # AWAITING_ACTION | IN_PROGRESS | SUCCEEDED | FAILED | TIMED_OUT
+    timeout_action: str
+    expires_at: datetime | None = None
+    details: Any = None  # what an IN_PROGRESS answer asked to be given back next time
+    reason: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "hookId": self.hook_id,
+            "targetType": self.target_type,
+            "status": self.status,
+            "timeoutAction": self.timeout_action,
+        }
+        if self.target_arn:
+            out["targetArn"] = self.target_arn
+        _stamp(out, expiresAt=self.expires_at)
+        return out
+
+
+@dataclass(eq=False)
+class Traffic:
+    """Where a traffic-shifting deployment (BLUE_GREEN, LINEAR, CANARY) stands: its stage and the green revision's
+    share of test and production traffic (percent), moved along by :mod:`opskit.sandbox.ecs.traffic`."""
+
+    strategy: str
+    green: Deployment
+    blue: Deployment
+    load_balancer: dict[str, Any]
+    blue_group: str  # the target group taking production traffic before the deployment
+    green_group: str  # the other one, where the green revision's tasks are registered
+    steps: list[Any] = field(default_factory=list)
+    step: int = -1
+    phase: str = ""
+    hook: int = 0  # the next hook of the step's stage to run
+    stage: str | None = None
+    test: float = 0.0
+    production: float = 0.0
+    hooks: list[HookRun] = field(default_factory=list)
+    cleaning: bool = False  # CLEAN_UP: the blue revision's tasks go
+    rolling_back: bool = False
 
 
 @dataclass(eq=False)
@@ -296,6 +354,10 @@ class ServiceDeployment:
     rollback: dict[str, Any] | None = None
     rollback_to: Deployment | None = None
     breaker_status: str = "MONITORING"
+    traffic: Traffic | None = None  # a traffic-shifting deployment's progress (None: rolling)
+    alarm_names: list[str] = field(default_factory=list)  # deploymentConfiguration.alarms, when enabled
+    triggered_alarms: list[str] = field(default_factory=list)
+    alarms_status: str = "DISABLED"
 
     def brief(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -321,8 +383,8 @@ class ServiceDeployment:
             "createdAt": self.created_at,
             "startedAt": self.created_at,
             "updatedAt": self.updated_at or self.created_at,
-            "sourceServiceRevisions": [d.revision_summary() for d in self.sources],
-            "targetServiceRevision": self.target.revision_summary(),
+            "sourceServiceRevisions": [d.revision_summary(self.traffic) for d in self.sources],
+            "targetServiceRevision": self.target.revision_summary(self.traffic),
             "status": self.status,
             "deploymentConfiguration": self.deployment_configuration,
             "deploymentCircuitBreaker": {
@@ -336,6 +398,16 @@ class ServiceDeployment:
             out["statusReason"] = self.status_reason
         if self.rollback:
             out["rollback"] = self.rollback
+        if self.traffic is not None:
+            if self.traffic.stage:
+                out["lifecycleStage"] = self.traffic.stage
+            out["lifecycleHookDetails"] = [run.describe() for run in self.traffic.hooks]
+        alarms: dict[str, Any] = {"status": self.alarms_status}
+        if self.alarm_names:
+            alarms["alarmNames"] = list(self.alarm_names)
+        if self.triggered_alarms:
+            alarms["triggeredAlarmNames"] = list(self.triggered_alarms)
+        out["alarms"] = alarms
         return out
 
 
@@ -359,6 +431,7 @@ class Service:
     steady: bool = False
     reconcile_at: float | None = None  # when the scheduler looks at this service next
     inactive_at: datetime | None = None
+    production_group: str | None = None  # the target group taking production traffic (traffic-shifting services)
 
     @property
     def primary(self) -> Deployment:

@@ -11,7 +11,9 @@ task-definition model (revisions are resolved before the lock is taken, so the t
 
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from opskit.sandbox.clock import from_epoch
@@ -43,6 +45,9 @@ from opskit.sandbox.ecs.records import (
 )
 from opskit.sandbox.ecs.task_lifecycle import TaskLifecycle
 from opskit.sandbox.ecs.taskdefs import Revision
+from opskit.sandbox.ecs.traffic import SHIFTING, TrafficShifts
+from opskit.sandbox.elb import LoadBalancing
+from opskit.sandbox.lambdas.runner import LambdaRunner
 
 SCHEDULER_DELAY = 2.0  # the service scheduler acts on a change within a couple of seconds
 BACKOFF_BASE, BACKOFF_MAX = 5.0, 900.0  # task launch backoff after consecutive failures
@@ -50,8 +55,10 @@ INACTIVE_RETENTION = 3600.0  # a deleted service stays describable (INACTIVE) fo
 # A rollout completes once the PRIMARY has been fully up this long: a task that starts and soon exits is
 # still caught (and counted by the circuit breaker) before the deployment is called done.
 STABILIZE_SECONDS = 30.0
+ALARM_INTERVAL = 10.0  # how often a deployment looks at its CloudWatch alarms (sandbox seconds)
 
 BREAKER_REASON = "ECS deployment circuit breaker: tasks failed to start."
+ROLLBACK_REQUESTED = "StopServiceDeployment requested a rollback."
 UNSTEADY = (
     "is unable to consistently start tasks successfully. "
     "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
@@ -59,10 +66,21 @@ UNSTEADY = (
 
 
 class Scheduler(TaskLifecycle):
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        load_balancing: LoadBalancing | None = None,
+        lambdas: LambdaRunner | None = None,
+        alarms_in_alarm: Callable[[list[str]], list[str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.services: dict[tuple[str, str], Service] = {}  # (cluster ARN, name)
         self.service_deployments: dict[str, ServiceDeployment] = {}  # ARN
+        self.shifts = TrafficShifts(self, load_balancing, lambdas)
+        # Which of these CloudWatch alarms are in ALARM now (moto's CloudWatch answers)?
+        self.alarms_in_alarm = alarms_in_alarm or (lambda names: [])
+        self._addresses = itertools.count(1)
 
     # -- what the API asks for -------------------------------------------------------------------------------
     def start_deployment(
@@ -118,10 +136,55 @@ class Scheduler(TaskLifecycle):
             service.service_deployments.append(record)
             self.service_deployments[arn] = record
         deployment.record = record
+        load_balancers = service.params.get("loadBalancers") or []
+        if load_balancers and load_balancers[0].get("targetGroupArn"):
+            deployment.target_group = service.production_group or load_balancers[0]["targetGroupArn"]
         service.deployments.insert(0, deployment)
         service.steady = False
+        config = record.deployment_configuration
+        if record.target is deployment and not deployment.is_rollback:
+            if config.get("strategy") in SHIFTING and previous is not None and previous.live_tasks:
+                self.shifts.begin(record, previous, at)
+            self._watch_alarms(record, at)
         self.poke(service, at)
         return deployment
+
+    # -- alarms ----------------------------------------------------------------------------------------------------
+    def _watch_alarms(self, record: ServiceDeployment, at: float) -> None:
+        alarms = record.deployment_configuration.get("alarms") or {}
+        if not alarms.get("enable") or not alarms.get("alarmNames"):
+            return
+        record.alarm_names, record.alarms_status = list(alarms["alarmNames"]), "MONITORING"
+        self.schedule(at + ALARM_INTERVAL, lambda at: self._check_alarms(record, at))
+
+    def _check_alarms(self, record: ServiceDeployment, at: float) -> None:
+        """While the deployment runs (its bake time included), every ALARM_INTERVAL: an alarm in ALARM fails it and,
+        with ``rollback``, rolls it back."""
+        if record.status != SD_IN_PROGRESS:
+            if record.alarms_status == "MONITORING":
+                record.alarms_status = "MONITORING_COMPLETE"
+            return
+        triggered = self.alarms_in_alarm(record.alarm_names)
+        if not triggered:
+            self.schedule(at + ALARM_INTERVAL, lambda at: self._check_alarms(record, at))
+            return
+        when, service, deployment = from_epoch(at), record.service, record.target
+        record.triggered_alarms, record.alarms_status, record.updated_at = triggered, "TRIGGERED", when
+        reason = f"One or more CloudWatch alarms are in ALARM state: {', '.join(triggered)}."
+        service.event(
+            when, f"(deployment {deployment.id}) deployment failed: alarm(s) {', '.join(triggered)} in ALARM."
+        )
+        rollback = bool((record.deployment_configuration.get("alarms") or {}).get("rollback"))
+        if record.traffic is not None and rollback:
+            self.shifts.roll_back(record, at, reason)
+            return
+        if deployment.rollout_state == IN_PROGRESS:
+            deployment.rollout_state, deployment.rollout_state_reason, deployment.updated_at = FAILED, reason, when
+        target = service.last_completed
+        if rollback and target is not None and target is not deployment:
+            self._rollback(service, record, target, at, reason=reason)
+        else:
+            record.status, record.stopped_at, record.status_reason = SD_STOPPED, when, reason
 
     def _resolve(self, revision: Revision) -> dict[str, str]:
         resolved = {}
@@ -153,6 +216,9 @@ class Scheduler(TaskLifecycle):
     def request_rollback(self, record: ServiceDeployment, at: float) -> None:
         """StopServiceDeployment(ROLLBACK): back to the last completed deployment, circuit breaker or not."""
         service = record.service
+        if record.traffic is not None:  # blue still runs: traffic goes back to it
+            self.schedule(at + SCHEDULER_DELAY, lambda at: self.shifts.roll_back(record, at, ROLLBACK_REQUESTED))
+            return
         record.status, record.updated_at = SD_ROLLBACK_REQUESTED, from_epoch(at)
         record.rollback_to = service.last_completed
 
@@ -166,9 +232,7 @@ class Scheduler(TaskLifecycle):
             if target.rollout_state == IN_PROGRESS:
                 target.rollout_state = FAILED
                 target.rollout_state_reason = "Service deployment rolled back by a StopServiceDeployment request."
-            self._rollback(
-                service, record, record.rollback_to, at, reason="StopServiceDeployment requested a rollback."
-            )
+            self._rollback(service, record, record.rollback_to, at, reason=ROLLBACK_REQUESTED)
 
         self.schedule(at + SCHEDULER_DELAY, begin)
 
@@ -228,6 +292,9 @@ class Scheduler(TaskLifecycle):
         lower = min(desired, -(-desired * int(config.get("minimumHealthyPercent", 100)) // 100))
         if upper <= lower and any(d.live_tasks for d in old):
             lower = max(0, upper - 1)  # 100/100 would never move: let one task at a time be replaced
+        hold = self.shifts.hold(service)  # a traffic-shifting deployment: green beside blue, then blue all at once
+        if hold is not None:
+            upper, lower = desired + sum(len(d.live_tasks) for d in old), 0
         stopping: list[Task] = []
         # Old deployments' tasks that are not running yet add no availability; nor do extra primary tasks.
         stopping += [t for d in old for t in d.live_tasks if t.last_status in NOT_YET_RUNNING]
@@ -239,7 +306,7 @@ class Scheduler(TaskLifecycle):
             self.stop(task, at, cause)
         live = [t for d in service.deployments for t in d.live_tasks]
         started: list[Task] = []
-        if service.status == ACTIVE and primary.rollout_state != FAILED:
+        if service.status == ACTIVE and primary.rollout_state != FAILED and (hold is None or hold[0]):
             if at >= primary.next_launch_at:
                 count = min(desired - len(primary.live_tasks), upper - len(live))
                 started = [self.launch(primary, at) for _ in range(max(0, count))]
@@ -249,7 +316,7 @@ class Scheduler(TaskLifecycle):
         # for its first health check may yet count: it goes only once enough others are healthy.
         healthy = sum(1 for t in live if t.healthy)
         drained: list[Task] = []
-        for deployment in reversed(old):
+        for deployment in reversed(old) if hold is None or not hold[1] else ():
             for task in sorted(deployment.live_tasks, key=lambda t: t.healthy):
                 if healthy - task.healthy < lower:
                     continue
@@ -309,6 +376,21 @@ class Scheduler(TaskLifecycle):
             service.event(when, "has reached a steady state.")
         elif not settled:
             service.steady = False
+        self.shifts.check(service, at)
+
+    # -- tasks and their targets -----------------------------------------------------------------------------------
+    def address(self) -> str:
+        n = next(self._addresses)
+        return f"10.0.{n // 250 % 250}.{n % 250 + 4}"
+
+    def task_running(self, task: Task, at: float) -> None:
+        self.shifts.task_running(task, at)
+
+    def task_stopping(self, task: Task) -> None:
+        self.shifts.task_stopping(task)
+
+    def task_stopped(self, task: Task) -> None:
+        self.shifts.task_stopped(task)
 
     # -- failures and the circuit breaker --------------------------------------------------------------------
     def count_failure(self, task: Task, at: float) -> None:
@@ -361,6 +443,8 @@ class Scheduler(TaskLifecycle):
         target = service.last_completed
         if deployment.is_rollback:
             record.status, record.finished_at = SD_ROLLBACK_FAILED, when
+        elif rollback and record.traffic is not None:
+            self.shifts.roll_back(record, at, "Circuit breaker failure threshold reached.")
         elif rollback and target is not None and target is not deployment:
             self._rollback(service, record, target, at, reason="Circuit breaker failure threshold reached.")
         else:

@@ -27,6 +27,10 @@ from opskit.sandbox.ecs.scheduler import Scheduler
 from opskit.sandbox.ecs.taskdefs import ACTIVE as REVISION_ACTIVE
 from opskit.sandbox.ecs.taskdefs import Revision, TaskDefinitions
 from opskit.sandbox.ecs.tasks_api import TaskApi
+from opskit.sandbox.ecs.traffic import SHIFTING
+from opskit.sandbox.elb import LoadBalancing
+from opskit.sandbox.lambdas.hooks import HOOK_STAGES
+from opskit.sandbox.lambdas.runner import LambdaRunner
 from opskit.sandbox.server.paging import paginate
 from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler, client_error, invalid_parameter
 
@@ -76,14 +80,25 @@ class Services:
         digest_of: Callable[[str], str | None],
         runner: ContainerRunner | None,
         cluster_arn: Callable[[str], str | None],
+        load_balancing: LoadBalancing | None = None,
+        lambdas: LambdaRunner | None = None,
+        alarms_in_alarm: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
         self.clock = clock
         self.account_id = account_id
         self.region = region
         self.taskdefs = taskdefs
         self.cluster_arn = cluster_arn
+        self.load_balancing = load_balancing
         self.scheduler = Scheduler(
-            clock=clock, region=region, account_id=account_id, digest_of=digest_of, runner=runner
+            clock=clock,
+            region=region,
+            account_id=account_id,
+            digest_of=digest_of,
+            runner=runner,
+            load_balancing=load_balancing,
+            lambdas=lambdas,
+            alarms_in_alarm=alarms_in_alarm,
         )
         self.lock = self.scheduler.lock
         self.deployments_api = ServiceDeploymentApi(self.scheduler, self._cluster, self._find)
@@ -171,6 +186,7 @@ class Services:
         revision = self._revision(params.get("taskDefinition"))
         desired = _count(params.get("desiredCount", 0), "desiredCount")
         config = _deployment_configuration(params.get("deploymentConfiguration"), DEFAULT_DEPLOYMENT_CONFIGURATION)
+        self._check_load_balancers(params.get("loadBalancers"), config)
         launch_type = params.get("launchType") or "EC2"
         if launch_type not in ("EC2", "FARGATE", "EXTERNAL"):
             raise invalid_parameter("launchType must be one of EC2, FARGATE, EXTERNAL.")
@@ -211,10 +227,12 @@ class Services:
                 raise service_not_found()
             if service.status != ACTIVE:
                 raise ApiError("ServiceNotActiveException", "Service was not ACTIVE.")
+            config = service.deployment_configuration
             if params.get("deploymentConfiguration") is not None:
-                service.deployment_configuration = _deployment_configuration(
-                    params["deploymentConfiguration"], service.deployment_configuration
-                )
+                config = _deployment_configuration(params["deploymentConfiguration"], service.deployment_configuration)
+            if "loadBalancers" in params or params.get("deploymentConfiguration") is not None:
+                self._check_load_balancers(params.get("loadBalancers", service.params.get("loadBalancers")), config)
+            service.deployment_configuration = config
             changed = [k for k in _REDEPLOYING if k in params and params[k] != service.params.get(k)]
             service.params.update({k: params[k] for k in _ECHOED if k in params})
             at = self.clock.timestamp()
@@ -282,6 +300,18 @@ class Services:
         )
         return {"serviceArns": page, **({"nextToken": token} if token else {})}
 
+    def _check_load_balancers(self, load_balancers: Any, config: dict[str, Any]) -> None:
+        strategy = config.get("strategy", "ROLLING")
+        if strategy in SHIFTING and not load_balancers:
+            raise invalid_parameter(
+                f"A {strategy} deployment shifts traffic through a load balancer: give loadBalancers with an "
+                "advancedConfiguration (alternate target group, production listener rule, role)."
+            )
+        if load_balancers and self.load_balancing is not None:
+            if not isinstance(load_balancers, list):
+                raise invalid_parameter("loadBalancers must be a list.")
+            self.load_balancing.check(load_balancers, strategy=strategy)
+
     # -- lookups -------------------------------------------------------------------------------------------------
     def _cluster(self, reference: Any) -> str:
         if reference is not None and not isinstance(reference, str):
@@ -310,6 +340,75 @@ class Services:
 
 
 THRESHOLD_TYPES = ("COUNT", "BOUNDED_PERCENT", "UNBOUNDED_PERCENT")
+STRATEGIES = ("ROLLING", *SHIFTING)
+HOOK_ACTIONS = ("ROLLBACK", "CONTINUE")
+
+
+def _check_strategy(config: dict[str, Any]) -> None:
+    """The strategy and what goes with it, as ECS checks them (ranges and defaults from ECS's API reference)."""
+    strategy = config.get("strategy", "ROLLING")
+    if strategy not in STRATEGIES:
+        raise invalid_parameter(f"deploymentConfiguration.strategy must be one of {', '.join(STRATEGIES)}.")
+    if strategy == "BLUE_GREEN" and "bakeTimeInMinutes" not in config:
+        raise invalid_parameter("deploymentConfiguration.bakeTimeInMinutes is required for a BLUE_GREEN deployment.")
+    _minutes(config, "bakeTimeInMinutes", "deploymentConfiguration")
+    for key, wanted in (("linearConfiguration", "LINEAR"), ("canaryConfiguration", "CANARY")):
+        if key in config and strategy != wanted:
+            raise invalid_parameter(f"deploymentConfiguration.{key} applies to the {wanted} strategy only.")
+    linear = config.get("linearConfiguration") or {}
+    _percent(linear, "stepPercent", 3.0, "linearConfiguration")
+    _minutes(linear, "stepBakeTimeInMinutes", "linearConfiguration")
+    canary = config.get("canaryConfiguration") or {}
+    _percent(canary, "canaryPercent", 0.1, "canaryConfiguration")
+    _minutes(canary, "canaryBakeTimeInMinutes", "canaryConfiguration")
+    hooks = config.get("lifecycleHooks") or []
+    if not isinstance(hooks, list):
+        raise invalid_parameter("deploymentConfiguration.lifecycleHooks must be a list of hooks.")
+    for hook in hooks:
+        _check_hook(hook)
+    alarms = config.get("alarms")
+    if alarms is not None and (
+        not isinstance(alarms, dict)
+        or not all(isinstance(alarms.get(k), bool) for k in ("enable", "rollback"))
+        or not isinstance(alarms.get("alarmNames"), list)
+        or not all(isinstance(n, str) and n for n in alarms["alarmNames"])
+    ):
+        raise invalid_parameter("deploymentConfiguration.alarms needs alarmNames, enable and rollback.")
+
+
+def _check_hook(hook: Any) -> None:
+    where = "deploymentConfiguration.lifecycleHooks"
+    if not isinstance(hook, dict) or hook.get("targetType") not in ("AWS_LAMBDA", "PAUSE"):
+        raise invalid_parameter(f"{where}[].targetType must be AWS_LAMBDA or PAUSE.")
+    if hook["targetType"] == "AWS_LAMBDA" and not (hook.get("hookTargetArn") and hook.get("roleArn")):
+        raise invalid_parameter(f"{where}[]: an AWS_LAMBDA hook needs hookTargetArn (the function) and roleArn.")
+    stages = hook.get("lifecycleStages")
+    if not isinstance(stages, list) or not stages or any(stage not in HOOK_STAGES for stage in stages):
+        raise invalid_parameter(f"{where}[].lifecycleStages must list stages among {', '.join(HOOK_STAGES)}.")
+    timeout = hook.get("timeoutConfiguration")
+    if timeout is not None:
+        if not isinstance(timeout, dict) or timeout.get("action", "ROLLBACK") not in HOOK_ACTIONS:
+            raise invalid_parameter(f"{where}[].timeoutConfiguration.action must be ROLLBACK or CONTINUE.")
+        minutes = timeout.get("timeoutInMinutes", 1)
+        if not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 1440:
+            raise invalid_parameter(f"{where}[].timeoutConfiguration.timeoutInMinutes must be 1 to 1440.")
+
+
+def _minutes(config: dict[str, Any], key: str, where: str) -> None:
+    value = config.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 1440:
+        raise invalid_parameter(f"{where}.{key} must be a whole number of minutes, 0 to 1440.")
+
+
+def _percent(config: dict[str, Any], key: str, low: float, where: str) -> None:
+    value = config.get(key, 100.0)
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not low <= value <= 100.0
+        or abs(value * 10 - round(value * 10)) > 1e-6
+    ):
+        raise invalid_parameter(f"{where}.{key} must be a multiple of 0.1 from {low} to 100.0.")
 
 
 def _circuit_breaker(value: Any) -> dict[str, Any]:
@@ -356,6 +455,7 @@ def _deployment_configuration(given: Any, base: dict[str, Any]) -> dict[str, Any
             config[key] = _circuit_breaker(value)
         else:
             config[key] = value
+    _check_strategy(config)
     low, high = config.get("minimumHealthyPercent"), config.get("maximumPercent")
     if not isinstance(low, int) or isinstance(low, bool) or not 0 <= low <= 100:
         raise invalid_parameter("deploymentConfiguration.minimumHealthyPercent must be between 0 and 100.")

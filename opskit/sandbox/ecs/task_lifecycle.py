@@ -85,6 +85,19 @@ class TaskLifecycle:
     def task_healthy(self, task: Task, at: float) -> None:
         raise NotImplementedError
 
+    def address(self) -> str:
+        """A private IP address for a new task."""
+        raise NotImplementedError
+
+    def task_running(self, task: Task, at: float) -> None:
+        """A task reached RUNNING (a load balancer may register it)."""
+
+    def task_stopping(self, task: Task) -> None:
+        """A running task was told to stop (its target drains)."""
+
+    def task_stopped(self, task: Task) -> None:
+        """A task is STOPPED (its target goes)."""
+
     def shifted(self, seconds: float) -> None:
         """The clock was set back by ``-seconds``: move any pending instants kept outside the queue."""
 
@@ -135,6 +148,7 @@ class TaskLifecycle:
             revision=deployment.revision,
             containers=containers,
             created_at=when,
+            private_ip=self.address(),
         )
         deployment.tasks.append(task)
         deployment.updated_at = when
@@ -190,6 +204,7 @@ class TaskLifecycle:
                 self.schedule(due, functools.partial(self._health, task, container.name, "HEALTHY"))
         if task.healthy:
             self.task_healthy(task, at)
+        self.task_running(task, at)
         self.settle(task.service, at)
         self.poke(task.service, at)
 
@@ -260,6 +275,7 @@ class TaskLifecycle:
         task.stopping_at = when
         if self.runner is not None and task.in_docker:
             self.runner.stop(task.id, timeout=self._stop_timeout(task))
+        self.task_stopping(task)
         if task.last_status == RUNNING and delay > 0:
             self._touch(task, at, DEACTIVATING)
             self.schedule(at + delay, lambda at: self._stopped(task, at))
@@ -272,6 +288,7 @@ class TaskLifecycle:
         when = from_epoch(at)
         was_running = task.started_at is not None
         self._touch(task, at, STOPPED)
+        self.task_stopped(task)
         task.execution_stopped_at = task.stopped_at = when
         for container in task.containers:
             if container.last_status == RUNNING and was_running and not task.in_docker:
