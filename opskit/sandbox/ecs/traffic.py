@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 SHIFTING = ("BLUE_GREEN", "LINEAR", "CANARY")
 DEFAULT_HOOK_TIMEOUT_MINUTES = 1440
+STAGE_SECONDS = 10.0  # sandbox seconds ECS takes from one lifecycle stage to the next
 HEALTH_CHECK_GRACE = 10.0  # sandbox seconds from a task's start until its target passes ELB's health checks
 
 
@@ -230,6 +231,8 @@ class TrafficShifts:
 
     # -- the steps --------------------------------------------------------------------------------------------------
     def _next(self, record: ServiceDeployment, at: float) -> None:
+        """On to the next step: at once for the first, else a few seconds later (ECS moves from one stage to the
+        next in its own time, so that each stage is there to see)."""
         traffic = record.traffic
         assert traffic is not None
         traffic.step += 1
@@ -237,7 +240,16 @@ class TrafficShifts:
             traffic.phase = "done"  # CLEAN_UP is over: the scheduler completes the deployment as green runs alone
             return
         traffic.phase, traffic.hook = "enter", 0
-        self._advance(record, at)
+        if traffic.step == 0:
+            self._advance(record, at)
+            return
+        number = traffic.step
+        self.scheduler.schedule(at + STAGE_SECONDS, lambda at: self._entered(record, number, at))
+
+    def _entered(self, record: ServiceDeployment, number: int, at: float) -> None:
+        traffic = record.traffic
+        if traffic is not None and traffic.step == number and traffic.phase == "enter":
+            self._advance(record, at)
 
     def _advance(self, record: ServiceDeployment, at: float) -> None:
         traffic, service = record.traffic, record.service
