@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,9 +70,11 @@ def ecs(sandbox: Sandbox) -> Any:
 
 @pytest.fixture
 def cluster(ecs: Any, request: pytest.FixtureRequest) -> str:
-    name = request.node.name[:60]
-    ecs.create_cluster(clusterName=name)
-    return name
+    """A cluster of the test's own (its name, cut short, and a hash of it: parametrized ones differ at the end)."""
+    name = request.node.name
+    short = f"{name[:50]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}".replace("[", "-").replace("]", "")
+    ecs.create_cluster(clusterName=short)
+    return short
 
 
 def revision(sandbox: Sandbox, ecs: Any, tag: str, **container: Any) -> str:

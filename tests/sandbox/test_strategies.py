@@ -361,12 +361,10 @@ def lambda_hook(sandbox: Sandbox, name: str, code: str, stage: str) -> dict[str,
         Code={"ZipFile": archive.getvalue()},
         Timeout=30,
     )["FunctionArn"]
-    return {
-        "targetType": "AWS_LAMBDA",
-        "hookTargetArn": function,
-        "roleArn": ROLE.format(account=sandbox.account_id),
-        "lifecycleStages": [stage],
-    }
+    hook = {"hookTargetArn": function, "roleArn": ROLE.format(account=sandbox.account_id), "lifecycleStages": [stage]}
+    if client_models("DeploymentLifecycleHook", "targetType"):  # older models know Lambda hooks only, untyped
+        hook["targetType"] = "AWS_LAMBDA"
+    return hook
 
 
 def play_until(sandbox: Sandbox, arn: str, done: set[str], wall: float = 60.0) -> dict[str, Any]:
@@ -404,8 +402,9 @@ def test_a_lambda_hook_that_calls_the_sandbox_lets_the_deployment_go_on(sandbox:
     arn = deploy(sandbox, v2)
     final = play_until(sandbox, arn, {"SUCCESSFUL", "ROLLBACK_SUCCESSFUL"})
     assert final["status"] == "SUCCESSFUL"
-    (detail,) = final["lifecycleHookDetails"]
-    assert detail["status"] == "SUCCEEDED" and detail["targetArn"] == hook["hookTargetArn"]
+    if client_models("ServiceDeployment", "lifecycleHookDetails"):  # older models drop it from the answer
+        (detail,) = final["lifecycleHookDetails"]
+        assert detail["status"] == "SUCCEEDED" and detail["targetArn"] == hook["hookTargetArn"]
 
 
 def test_a_lambda_hook_that_fails_rolls_the_deployment_back(sandbox: Sandbox, alb: AlbSetup) -> None:
@@ -413,8 +412,9 @@ def test_a_lambda_hook_that_fails_rolls_the_deployment_back(sandbox: Sandbox, al
     v2 = create(sandbox, alb, {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0, "lifecycleHooks": [hook]})
     arn = deploy(sandbox, v2)
     final = play_until(sandbox, arn, {"SUCCESSFUL", "ROLLBACK_SUCCESSFUL"})
-    assert final["status"] == "ROLLBACK_SUCCESSFUL"
-    assert final["lifecycleHookDetails"][0]["status"] == "FAILED"
+    assert final["status"] == "ROLLBACK_SUCCESSFUL" and "failed" in final["rollback"]["reason"]
+    if client_models("ServiceDeployment", "lifecycleHookDetails"):
+        assert final["lifecycleHookDetails"][0]["status"] == "FAILED"
     assert running(sandbox) == {"web:1": 2}
     assert weights(sandbox.client("elbv2"), alb.production_rule_arn)[alb.green_arn] == 0
 

@@ -378,9 +378,10 @@ def _check_strategy(config: dict[str, Any]) -> None:
 
 def _check_hook(hook: Any) -> None:
     where = "deploymentConfiguration.lifecycleHooks"
-    if not isinstance(hook, dict) or hook.get("targetType") not in ("AWS_LAMBDA", "PAUSE"):
+    # A hook without a targetType is a Lambda function's (the only kind before PAUSE hooks came).
+    if not isinstance(hook, dict) or hook.get("targetType", "AWS_LAMBDA") not in ("AWS_LAMBDA", "PAUSE"):
         raise invalid_parameter(f"{where}[].targetType must be AWS_LAMBDA or PAUSE.")
-    if hook["targetType"] == "AWS_LAMBDA" and not (hook.get("hookTargetArn") and hook.get("roleArn")):
+    if hook.get("targetType", "AWS_LAMBDA") == "AWS_LAMBDA" and not (hook.get("hookTargetArn") and hook.get("roleArn")):
         raise invalid_parameter(f"{where}[]: an AWS_LAMBDA hook needs hookTargetArn (the function) and roleArn.")
     stages = hook.get("lifecycleStages")
     if not isinstance(stages, list) or not stages or any(stage not in HOOK_STAGES for stage in stages):

@@ -330,7 +330,7 @@ class TrafficShifts:
         pause = hook.get("targetType") == "PAUSE"
         run = HookRun(
             hook_id=uuid.uuid4().hex,
-            target_type=str(hook.get("targetType")),
+            target_type=str(hook.get("targetType") or "AWS_LAMBDA"),
             target_arn=None if pause else hook.get("hookTargetArn"),
             stage=stage,
             status="AWAITING_ACTION" if pause else "IN_PROGRESS",
