@@ -120,8 +120,10 @@ class _History:
         end = clock.now()
         clock.set(end - HISTORY)
         self.ecs.create_cluster(clusterName=DEMO.cluster)
+        logs = self.sandbox.client("logs")
         for service in DEMO.services:
             self._repository(service)
+            logs.create_log_group(logGroupName=f"/ecs/{service.name}")  # where its revisions' awslogs write
         # Releases of the three services interleave over the months, as they would in one team.
         schedule = sorted(
             (HISTORY * (index / (service.releases + 1)), service.name, index)
