@@ -9,6 +9,7 @@ import botocore.exceptions
 import pytest
 
 from opskit.sandbox import Sandbox
+from opskit.sandbox.ecs.taskdefs import DELETE_SECONDS
 
 
 def container(image: str = "127.0.0.1:1/web:abc", **extra: object) -> dict[str, object]:
@@ -207,8 +208,38 @@ def test_revision_numbers_are_never_reused_after_deletes(sandbox: Sandbox) -> No
     assert answer["failures"] == []
     assert register(ecs)["revision"] == 4
     assert list_all(ecs, familyPrefix="web", status="INACTIVE") == []
+    sandbox.clock.advance(DELETE_SECONDS)  # ECS removes them a while later
     with pytest.raises(botocore.exceptions.ClientError, match="Unable to describe task definition"):
         ecs.describe_task_definition(taskDefinition="web:3")
+    assert register(ecs)["revision"] == 5
+
+
+def test_a_deleted_revision_stays_delete_in_progress_for_minutes_before_it_goes() -> None:
+    """ECS deletes asynchronously: an unused revision is listed and described as DELETE_IN_PROGRESS after the
+    call, and goes minutes later (sandbox time: the clock moves it along)."""
+    with Sandbox(seed=None, time_scale=1, registry=False, docker=False) as sandbox:
+        ecs = sandbox.client("ecs")
+        register(ecs)
+        register(ecs)
+        ecs.deregister_task_definition(taskDefinition="web:1")
+        deleted = ecs.delete_task_definitions(taskDefinitions=["web:1"])["taskDefinitions"][0]
+        assert deleted["status"] == "DELETE_IN_PROGRESS" and "deleteRequestedAt" in deleted
+        arn = deleted["taskDefinitionArn"]
+
+        sandbox.clock.advance(DELETE_SECONDS - 60)
+        assert list_all(ecs, familyPrefix="web", status="DELETE_IN_PROGRESS") == [arn]
+        described = ecs.describe_task_definition(taskDefinition="web:1")["taskDefinition"]
+        assert described["status"] == "DELETE_IN_PROGRESS"
+        assert described["deleteRequestedAt"] == deleted["deleteRequestedAt"]
+        assert ecs.list_task_definition_families(status="ALL")["families"] == ["web"]
+        again = ecs.delete_task_definitions(taskDefinitions=["web:1"])  # asking again changes nothing
+        assert [td["status"] for td in again["taskDefinitions"]] == ["DELETE_IN_PROGRESS"]
+
+        sandbox.clock.advance(120)
+        assert list_all(ecs, familyPrefix="web", status="DELETE_IN_PROGRESS") == []
+        with pytest.raises(botocore.exceptions.ClientError, match="Unable to describe task definition"):
+            ecs.describe_task_definition(taskDefinition="web:1")
+        assert list_all(ecs, familyPrefix="web") == [arn.replace("web:1", "web:2")]
 
 
 def test_delete_answers_failures_as_aws_does(sandbox: Sandbox) -> None:

@@ -3,7 +3,9 @@
 The sandbox owns this model instead of moto because release work depends on exactly what moto gets wrong
 (notes: moto-fidelity): every field of a registered body is kept (including fields botocore does not model yet),
 revision numbers are never reused, timestamps come from the sandbox clock, listings page and sort as AWS does,
-and DeleteTaskDefinitions moves revisions through DELETE_IN_PROGRESS while anything still uses them.
+and DeleteTaskDefinitions moves revisions through DELETE_IN_PROGRESS: ECS removes a deleted revision later, not
+inside the call (listable and describable as DELETE_IN_PROGRESS for DELETE_SECONDS of sandbox time), and not at
+all while a service or task still uses it.
 
 What ECS changes in a body, the sandbox changes too, because tools read the described body back: task-level
 ``cpu`` and ``memory`` given in units (``".25 vcpu"``, ``"1 GB"``) come back as numbers of CPU units and MiB, and
@@ -39,6 +41,9 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_CONTAINERS = 10
 MAX_REVISIONS_PER_FAMILY = 1_000_000
 MAX_DELETE_BATCH = 10
+# Sandbox seconds a deleted revision stays DELETE_IN_PROGRESS when nothing uses it. ECS deletes asynchronously and
+# publishes no figure; users see unused revisions listed as DELETE_IN_PROGRESS for minutes after the call.
+DELETE_SECONDS = 10 * 60
 MAX_TAGS = 50
 MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
 
@@ -243,15 +248,26 @@ class TaskDefinitions:
         return deleted, failures
 
     def reap(self) -> int:
-        """Remove DELETE_IN_PROGRESS revisions nothing uses any more; returns how many went."""
+        """Remove DELETE_IN_PROGRESS revisions deleted DELETE_SECONDS ago or more that nothing uses any more;
+        returns how many went."""
         with self.lock:
-            gone = [key for key in self._by_status[DELETE_IN_PROGRESS] if not self.in_use(self.arn(*key))]
+            now = self.clock.now()
+            gone = [
+                key
+                for key in self._by_status[DELETE_IN_PROGRESS]
+                if self._deletion_due(self._families[key[0]].revisions[key[1]], now) and not self.in_use(self.arn(*key))
+            ]
             for family, number in gone:
                 fam = self._families[family]
                 self._move(fam.revisions[number], None)
                 del fam.revisions[number]
                 fam.order.remove(number)
             return len(gone)
+
+    @staticmethod
+    def _deletion_due(rev: Revision, now: datetime) -> bool:
+        requested = rev.delete_requested_at
+        return requested is None or (now - requested).total_seconds() >= DELETE_SECONDS
 
     def revisions(self, status: str | None = None) -> Iterator[Revision]:
         with self.lock:
