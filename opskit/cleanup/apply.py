@@ -254,7 +254,9 @@ class _Revisions:
         return self.pacer.call(category, paced)
 
     def _verify_deletions(self) -> None:
-        """Deleted revisions that ECS still lists as DELETE_IN_PROGRESS (a task or service still uses them)."""
+        """Deleted revisions that ECS still lists as DELETE_IN_PROGRESS, and why: ECS removes an unused one a few
+        minutes after the call (that one is deleted), and holds one a task or service still uses (that one is in
+        progress). What is in use is read again once, when anything is still listed."""
         checked = [d for d in self.plan.revisions if self.final[d.arn]["outcome"] == "deleted" or d.fate == DELETING]
         held: set[str] = set()
         for family in sorted({d.family for d in checked}):
@@ -265,13 +267,21 @@ class _Revisions:
                 if not page.get("nextToken"):
                     break
                 params["nextToken"] = page["nextToken"]
+        using = self.guard.live.read().in_use if any(d.key in held for d in checked) else None
         for d in checked:
-            entry, still = self.final[d.arn], d.key in held
+            entry, listed = self.final[d.arn], d.key in held
+            still = listed and using is not None and (using.reason(d.key) is not None or d.fate == DELETING)
+            if still:
+                detail = "ECS finishes the deletion once no task or service uses it"
+            elif listed:
+                detail = "nothing uses it: ECS removes it within minutes"
+            else:
+                detail = entry["detail"]
             self.final[d.arn] = {
                 **entry,
                 "outcome": "delete_in_progress" if still else ("gone" if d.fate == DELETING else "deleted"),
-                "status_after": "DELETE_IN_PROGRESS" if still else "gone",
-                "detail": "ECS finishes the deletion once no task or service uses it" if still else entry["detail"],
+                "status_after": "DELETE_IN_PROGRESS" if listed else "gone",
+                "detail": detail,
             }
 
     # -- bookkeeping ---------------------------------------------------------------------------------------------

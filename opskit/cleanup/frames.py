@@ -23,7 +23,8 @@ from opskit.records import REVISION_STATUSES
 OUTCOMES = (
     "kept",  # the plan keeps it
     "deregistered",  # now INACTIVE
-    "deleted",  # DeleteTaskDefinitions accepted it and ECS has removed it (images: BatchDeleteImage deleted it)
+    "deleted",  # DeleteTaskDefinitions accepted it and nothing uses it: ECS removes it (within minutes: status_after
+    # DELETE_IN_PROGRESS until then); images: BatchDeleteImage deleted it
     "delete_in_progress",  # accepted; ECS holds it in DELETE_IN_PROGRESS while a task or service still uses it
     "skipped",  # it became protected after the plan (re-checked right before acting): left alone
     "already",  # it was already in the state the plan wanted (an earlier, interrupted run or someone else did it)

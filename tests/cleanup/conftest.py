@@ -13,6 +13,7 @@ import pytest
 from opskit.cleanup import CleanupOptions, CleanupPlan, plan_cleanup
 from opskit.library import RevisionLibrary
 from opskit.sandbox import Sandbox
+from opskit.sandbox.ecs.taskdefs import DELETE_SECONDS
 from tests.library.seeding import manifest
 
 TIME_SCALE = 60
@@ -96,6 +97,11 @@ class World:
 
     def settle(self) -> None:
         self.sandbox.clock.advance(600)  # rollouts play out on the sandbox clock at once
+
+    def deletions_finish(self) -> None:
+        """ECS removes a deleted revision a few minutes after DeleteTaskDefinitions, not inside the call (listed as
+        DELETE_IN_PROGRESS meanwhile): move the clock past that, for the state a cleanup leaves once ECS is done."""
+        self.sandbox.clock.advance(DELETE_SECONDS)
 
 
 def build_world(sandbox: Sandbox, prefix: str = "", revisions: int = REVISIONS) -> World:

@@ -36,6 +36,8 @@ def test_a_cleanup_does_exactly_the_plan_and_never_touches_what_it_keeps(quiet: 
     events: list[ProgressEvent] = []
     result = apply_cleanup(plan, quiet.aws(), rate_scale=TIME_SCALE, progress=events.append)
 
+    deleted = {k for k, v in world.state().items() if v == "DELETE_IN_PROGRESS"}  # ECS removes them minutes later
+    world.deletions_finish()
     assert world.state() == expected_after(world, plan)
     acting = sum(1 for d in plan.revisions if d.acts)
     calls = quiet.calls
@@ -45,7 +47,10 @@ def test_a_cleanup_does_exactly_the_plan_and_never_touches_what_it_keeps(quiet: 
     assert result.ok and result.counts == {"kept": 8, "deleted": acting}
     frame = result.to_frame()
     assert set(frame.loc[frame["fate"] == "keep", "outcome"]) == {"kept"}
-    assert set(frame.loc[frame["fate"] != "keep", "status_after"]) == {"gone"}
+    # as the run last saw them: unused, so deleted, whether ECS still listed them (for a few minutes) or not
+    after = {f"{r.family}:{r.revision}": r.status_after for r in frame[frame["fate"] != "keep"].itertuples()}
+    assert set(after.values()) <= {"gone", "DELETE_IN_PROGRESS"}
+    assert not {k for k, v in after.items() if v == "gone"} & deleted  # what was gone then did not come back
     running = [e for e in events if e.state == "running"]
     assert running[-1].done == running[-1].total == acting
     assert all(e.eta is not None and e.eta >= 0 for e in running)
@@ -67,6 +72,7 @@ def test_by_default_a_run_deregisters_and_the_next_one_deletes(quiet: Sandbox) -
     second = world.plan(options)
     assert {d.key for d in second.revisions if d.fate == "delete"} == {d.key for d in first.revisions if d.acts}
     apply_cleanup(second, quiet.aws(), rate_scale=TIME_SCALE)
+    world.deletions_finish()
     assert world.state() == dict.fromkeys(WEB_KEPT | API_KEPT, "ACTIVE")
 
 
@@ -82,6 +88,7 @@ def test_paced_to_the_buckets_a_cleanup_is_never_throttled() -> None:
         assert sandbox.throttled == {}
         assert result.ok and result.throttled == {}
         assert sandbox.calls["DeregisterTaskDefinition"] == len(plan.to_deregister)
+        world.deletions_finish()
         assert world.state() == expected_after(world, plan)
 
 
@@ -94,6 +101,7 @@ def test_going_faster_than_ecs_allows_is_throttled_yet_nothing_fails() -> None:
         result = apply_cleanup(plan, slow.aws(max_attempts=1), pacer=pacer)  # every throttle reaches the pacer
         assert slow.throttled["DeregisterTaskDefinition"] > 0
         assert sum(result.throttled.values()) > 0
+        world.deletions_finish()
         assert result.ok and world.state() == expected_after(world, plan)
 
 
@@ -103,6 +111,7 @@ def test_injected_throttles_and_server_errors_are_absorbed(quiet: Sandbox) -> No
     for action in ("DeregisterTaskDefinition", "DeleteTaskDefinitions"):
         quiet.faults.set(action, throttle_rate=0.2, error_rate=0.05)  # botocore backs off ~1 s per retry
     result = apply_cleanup(plan, quiet.aws(), rate_scale=TIME_SCALE)
+    world.deletions_finish()
     assert result.ok and world.state() == expected_after(world, plan)
     assert quiet.throttled["DeregisterTaskDefinition"] > 0
 
@@ -122,6 +131,7 @@ def test_a_service_moved_to_an_old_revision_after_the_plan_keeps_it(quiet: Sandb
     assert moved["outcome"] == "skipped"
     assert moved["detail"].startswith("used by prod/web (PRIMARY)") and moved["detail"].endswith("since the plan")
     expected = expected_after(world, plan) | {"web:4": "ACTIVE"}
+    world.deletions_finish()
     assert world.state() == expected
     images = result.images_frame()
     v4 = images[images["digest"] == next(d.digest for d in plan.images if "v4" in d.tags and d.repository == web)]
@@ -141,6 +151,7 @@ def test_a_revision_deployed_and_left_again_after_the_plan_stays_as_a_rollback_t
 
     row = result.to_frame().set_index(["family", "revision"]).loc[(web, 4)]
     assert (row["outcome"], row["detail"]) == ("skipped", "rollback target 1 of prod/web (now)")
+    world.deletions_finish()
     assert world.state() == expected_after(world, plan) | {"web:4": "ACTIVE"}
 
 

@@ -73,6 +73,7 @@ def test_apply_yes_carries_it_out_and_prints_the_outcomes(world: World, run: Any
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Cleanup: revisions: deleted 13, kept 7; images: deleted 19, kept 7")
     assert "journal:" in result.stdout
+    world.deletions_finish()
     assert set(world.state()) == {"web:3", "web:5", "web:7", "web:9", "web:10", "api:9", "api:10"}
 
 

@@ -64,6 +64,7 @@ def test_interrupted_at_random_points_and_resumed_it_ends_as_an_uninterrupted_ru
         assert plan.resumed is not None and plan.key == first.key
 
     assert interruptions >= 1
+    world.deletions_finish()  # both worlds share the sandbox and its clock
     assert world.state() == reference.state() == dict.fromkeys(KEPT, "ACTIVE")
     assert world.images() == reference.images()
     assert unfinished_runs(runs_folder(quiet.aws())) == []
@@ -122,6 +123,7 @@ def test_a_run_killed_with_sigkill_resumes_from_its_journal(quiet: Sandbox, stat
     assert result["ok"] and result["resumed"]
     finished = journal.with_name(journal.name + ".done")  # the same journal, renamed when the run finished
     plan = CleanupPlan.from_dict(json.loads(finished.read_text().splitlines()[0])["plan"])
+    world.deletions_finish()
     assert (
         world.state()
         == expected_after(world, plan)
@@ -167,6 +169,7 @@ def test_a_journal_torn_mid_line_is_repaired_and_nothing_is_lost(quiet: Sandbox)
     resumed = world.plan()
     assert resumed.resumed is not None
     apply_cleanup(resumed, quiet.aws(), rate_scale=TIME_SCALE)
+    world.deletions_finish()
     assert world.state() == expected_after(world, plan)
     lines = Path(str(journal) + ".done").read_text().splitlines()
     entries = [json.loads(line) for line in lines]  # every line reads: the torn one was cut

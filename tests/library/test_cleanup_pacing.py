@@ -29,6 +29,7 @@ def test_a_cleanup_at_time_scale_10_with_default_options_finds_the_rate_and_abso
         sandbox.reset_calls()
         pacer = Pacer()  # what apply_cleanup makes by default, kept to read what it learnt
         result = apply_cleanup(plan, sandbox.aws(), pacer=pacer)
+        world.deletions_finish()
         assert result.ok and world.state() == expected_after(world, plan)
         assert (
             sandbox.calls["DeregisterTaskDefinition"]

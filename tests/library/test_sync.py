@@ -11,6 +11,7 @@ import pytest
 
 from opskit.library import RevisionLibrary
 from opskit.sandbox import Sandbox
+from opskit.sandbox.ecs.taskdefs import DELETE_SECONDS
 
 from .seeding import library_of, list_all, register
 
@@ -42,6 +43,7 @@ def seeded(sandbox: Sandbox) -> Sandbox:
         for n in range(1, 121):
             ecs.deregister_task_definition(taskDefinition=f"big:{n}")
         ecs.delete_task_definitions(taskDefinitions=[f"big:{n}" for n in range(1, 11)])
+    sandbox.clock.advance(DELETE_SECONDS)  # ECS removes them a few minutes after the call
     sandbox.reset_calls()
     return sandbox
 
@@ -77,7 +79,8 @@ def test_a_warm_sync_describes_only_new_revisions_and_takes_status_changes_from_
         new = [register(ecs, "a", f"127.0.0.1:1/a:{n:07x}") for n in range(100, 107)]
         for n in (200, 201, 202, 203):
             ecs.deregister_task_definition(taskDefinition=f"big:{n}")
-        ecs.delete_task_definitions(taskDefinitions=["big:11", "big:12"])  # unused: gone at once
+        ecs.delete_task_definitions(taskDefinitions=["big:11", "big:12"])  # unused: gone a few minutes later
+    seeded.clock.advance(DELETE_SECONDS)
     expected = counts(ecs)
     seeded.reset_calls()
 

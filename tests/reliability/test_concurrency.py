@@ -27,6 +27,7 @@ from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
 from opskit.release.lock import is_lock_tag, service_lock
 from opskit.sandbox import Sandbox
+from opskit.sandbox.ecs.taskdefs import DELETE_SECONDS
 from tests.release.conftest import World
 
 FAST = {"poll_interval": 0.1, "timeout": 120}
@@ -288,12 +289,14 @@ def test_a_cleanup_during_a_release_never_touches_its_revision(release_world: Wo
     assert new == 8
     assert statuses(world.sandbox, "web")[new] == "ACTIVE"
     assert world.service()["taskDefinition"] == record.revision_arn
-    # the cleanup did its work where no release was going on
+    # the cleanup did its work where no release was going on (ECS removes deleted revisions a few minutes later)
+    world.sandbox.clock.advance(DELETE_SECONDS)
     assert statuses(world.sandbox, "api") == {6: "ACTIVE"}
     # and once the release is over, the next cleanup retires web's old revisions but keeps the new one and web:1,
     # the revision the service can roll back to
     world.sandbox.clock.advance(600)
     run_cleanup(world)
+    world.sandbox.clock.advance(DELETE_SECONDS)
     assert statuses(world.sandbox, "web") == {1: "ACTIVE", 8: "ACTIVE"}
 
 

@@ -413,6 +413,7 @@ def cleanup_reference(tmp_path_factory: pytest.TempPathFactory) -> CleanupRefere
         world = build_world(sandbox)
         ran = run_cli(sandbox, cleanup_args(world), _env(sandbox, folder))
         assert ran.returncode == 0, ran.stderr
+        world.deletions_finish()
         assert world.state() == dict.fromkeys(KEPT, "ACTIVE")
         return CleanupReference(ran.events, world.state(), world.images())
 
@@ -456,6 +457,7 @@ def test_a_cleanup_killed_at_any_point_and_rerun_ends_as_an_uninterrupted_one(
 
     rerun = run_cli(sandbox, cleanup_args(world), env)
     assert rerun.returncode == 0, f"killed at {point}, the rerun failed:\n{rerun.stderr}"
+    world.deletions_finish()
     assert world.state() == cleanup_reference.state, f"killed at {point}"
     assert world.images() == cleanup_reference.images, f"killed at {point}"
     assert unfinished_runs(folder) == []

@@ -428,6 +428,7 @@ def test_a_sync_and_a_cleanup_under_faults_end_as_clean_ones(
     cleaned = under_faults(world.sandbox, faults, lambda: cleanup(world, aws, clean))
 
     assert cleaned.error is None and cleaned.result.ok
+    world.deletions_finish()
     assert (world.state(), world.images()) == expected
 
 
@@ -453,4 +454,5 @@ def test_a_sync_and_a_cleanup_whose_retries_run_out_say_one_line_and_the_same_co
     )
 
     assert "every revision went as planned" in done.stdout
+    world.deletions_finish()
     assert (world.state(), world.images()) == expected

@@ -170,6 +170,15 @@ def test_immutable_repository_refuses_to_move_a_tag(ecr: Any) -> None:
         ecr.delete_repository(repositoryName="frozen", force=True)
 
 
+def test_put_image_again_in_a_mutable_repository_is_refused_too(ecr: Any, repo: str) -> None:
+    digest = put(ecr, repo, "same", "v1")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        put(ecr, repo, "same", "v1")
+    assert error_code(exc) == "ImageAlreadyExistsException"
+    assert f"Image with digest '{digest}' and tag 'v1' already exists" in str(exc.value)
+    assert ecr.list_images(repositoryName=repo)["imageIds"] == [{"imageDigest": digest, "imageTag": "v1"}]
+
+
 def test_mutable_retag_leaves_the_old_image_untagged(ecr: Any, repo: str) -> None:
     old = put(ecr, repo, "old", "latest")
     new = put(ecr, repo, "new", "latest")

@@ -11,6 +11,8 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,10 +193,75 @@ def test_immutable_tag_conflict_through_docker_push(
         "tag invalid: The image tag 'v1' already exists in the 'frozen' repository "
         "and cannot be overwritten because the repository is immutable."
     )
-    again, error = push(docker_client, images["one"], uri, "v1", local_tags, auth)  # the same content: fine
-    assert error is None and again == first
     details = ecr.describe_images(repositoryName="frozen")["imageDetails"]
     assert [(d["imageDigest"], d.get("imageTags")) for d in details] == [(first, ["v1"])]
+
+
+def test_the_same_image_pushed_again_under_an_immutable_tag_is_refused(
+    ecr: Any, docker_client: Any, images: dict[str, Any], local_tags: list[str]
+) -> None:
+    """ECR does not compare digests before it refuses: a CI job that pushes its image again fails on an immutable
+    tag, however identical the image. Only a tag an exclusion filter makes mutable takes the push again."""
+    ecr.create_repository(
+        repositoryName="frozen-again",
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "dev-*"}],
+    )
+    uri = ecr.describe_repositories(repositoryNames=["frozen-again"])["repositories"][0]["repositoryUri"]
+    auth = credentials(ecr)
+    first, error = push(docker_client, images["one"], uri, "v1", local_tags, auth)
+    assert error is None and first
+    again, error = push(docker_client, images["one"], uri, "v1", local_tags, auth)
+    assert again is None
+    assert error == (
+        "tag invalid: The image tag 'v1' already exists in the 'frozen-again' repository "
+        "and cannot be overwritten because the repository is immutable."
+    )
+    dev, error = push(docker_client, images["one"], uri, "dev-1", local_tags, auth)
+    assert error is None and dev == first
+    dev_again, error = push(docker_client, images["one"], uri, "dev-1", local_tags, auth)  # excluded: mutable
+    assert error is None and dev_again == first
+    details = ecr.describe_images(repositoryName="frozen-again")["imageDetails"]
+    assert [(d["imageDigest"], sorted(d.get("imageTags", []))) for d in details] == [(first, ["dev-1", "v1"])]
+
+
+def test_the_same_image_pushed_again_to_a_mutable_repository_is_accepted(
+    ecr: Any, docker_client: Any, images: dict[str, Any], local_tags: list[str]
+) -> None:
+    uri = ecr.create_repository(repositoryName="thawed")["repository"]["repositoryUri"]
+    auth = credentials(ecr)
+    first, _ = push(docker_client, images["one"], uri, "v1", local_tags, auth)
+    again, error = push(docker_client, images["one"], uri, "v1", local_tags, auth)
+    assert error is None and again == first
+    details = ecr.describe_images(repositoryName="thawed")["imageDetails"]
+    assert [(d["imageDigest"], d.get("imageTags")) for d in details] == [(first, ["v1"])]
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="needs the docker CLI")
+def test_docker_cli_push_of_the_same_image_under_an_immutable_tag_fails(
+    sandbox: Sandbox, ecr: Any, images: dict[str, Any], local_tags: list[str], tmp_path: Path
+) -> None:
+    """What a CI log shows: ``docker login`` with the token, ``docker push`` twice, the second one exits non-zero."""
+    uri = ecr.create_repository(repositoryName="ci", imageTagMutability="IMMUTABLE")["repository"]["repositoryUri"]
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config")}  # login writes there, nowhere else
+
+    def docker_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", *args], input=stdin, env=env, capture_output=True, text=True, timeout=120)
+
+    auth = credentials(ecr)
+    login = docker_cli("login", "--username", "AWS", "--password-stdin", sandbox.registry_host, stdin=auth["password"])
+    assert login.returncode == 0, login.stderr
+    assert docker_cli("tag", images["one"].id, f"{uri}:v1").returncode == 0
+    local_tags.append(f"{uri}:v1")
+    first = docker_cli("push", f"{uri}:v1")
+    assert first.returncode == 0, first.stderr
+    second = docker_cli("push", f"{uri}:v1")
+    assert second.returncode != 0
+    assert (
+        "tag invalid: The image tag 'v1' already exists in the 'ci' repository "
+        "and cannot be overwritten because the repository is immutable." in second.stderr
+    )
+    assert len(ecr.list_images(repositoryName="ci")["imageIds"]) == 1
 
 
 def test_mutable_retag_through_docker_push_leaves_the_old_image_untagged(

@@ -80,6 +80,33 @@ def test_categories_share_a_bucket_and_refill_with_the_time_scale() -> None:
         assert again == 20
 
 
+def test_buckets_belong_to_a_service_not_to_an_action_name() -> None:
+    """ECR's ListTagsForResource has no published rate and must not drain ECS's tag-read bucket (burst 50), nor
+    ECS's calls ECR's: both services have an action of that name."""
+    with Sandbox(seed=None, registry=False, docker=False, time_scale=1e-8) as sandbox:  # no refill
+        ecs = sandbox.client("ecs", config=NO_RETRIES)
+        ecr = sandbox.client("ecr", config=NO_RETRIES)
+        repository = ecr.create_repository(repositoryName="web")["repository"]["repositoryArn"]
+        cluster = ecs.create_cluster(clusterName="prod")["cluster"]["clusterArn"]
+        for _ in range(60):
+            ecr.list_tags_for_resource(resourceArn=repository)
+        ecr.tag_resource(resourceArn=repository, tags=[{"Key": "team", "Value": "web"}])
+        answered = 0
+        with pytest.raises(botocore.exceptions.ClientError, match="Rate exceeded"):
+            while answered < 100:
+                ecs.list_tags_for_resource(resourceArn=cluster)
+                answered += 1
+        assert answered == 50  # ECS's whole burst was still there
+        assert ecr.list_tags_for_resource(resourceArn=repository)["tags"] == [{"Key": "team", "Value": "web"}]
+        assert sandbox.throttled == {"ListTagsForResource": 1}
+        assert sandbox.throttle.category("ListTagsForResource", "ecr") is None
+        assert sandbox.throttle.category("ListTagsForResource", "ecs") == "tag-read"
+        assert sandbox.throttle.category("ListTagsForResource") == "tag-read"  # by name alone: ECS's
+        rate = sandbox.throttle.rate("PutImage")
+        assert rate is not None and rate == sandbox.throttle.rate("PutImage", "ecr") and rate.per_second == 10
+        assert sandbox.throttle.rate("PutImage", "ecs") is None
+
+
 def test_call_counter_over_http(sandbox: Sandbox) -> None:
     ecs = sandbox.client("ecs")
     ecs.list_clusters()

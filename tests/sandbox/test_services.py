@@ -26,6 +26,7 @@ import botocore.session
 import pytest
 
 from opskit.sandbox import Sandbox
+from opskit.sandbox.ecs.taskdefs import DELETE_SECONDS
 
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 BREAKER = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
@@ -563,6 +564,9 @@ def test_delete_drains_the_service_and_its_revision_can_then_be_deleted(
     ecs.delete_task_definitions(taskDefinitions=[v1])
     still = ecs.describe_task_definition(taskDefinition=v1)["taskDefinition"]
     assert still["status"] == "DELETE_IN_PROGRESS"  # a service still uses it
+    sandbox.clock.advance(2 * DELETE_SECONDS)  # long past the time an unused revision takes to go
+    still = ecs.describe_task_definition(taskDefinition=v1)["taskDefinition"]
+    assert still["status"] == "DELETE_IN_PROGRESS"
 
     deleted = ecs.delete_service(cluster=cluster, service="web", force=True)["service"]
     assert deleted["status"] == "DRAINING" and deleted["desiredCount"] == 0
@@ -584,6 +588,7 @@ def test_delete_drains_the_service_and_its_revision_can_then_be_deleted(
             return True
         return False
 
+    sandbox.clock.advance(DELETE_SECONDS)  # unused now, it goes once ECS's deletion comes round
     wait_for(revision_gone)
 
 

@@ -333,7 +333,7 @@ class Images:
                     f"repository with name '{repository.name}' "
                     f"in registry with id '{repository.registry_id}'",
                 )
-            self.store.check_push(repository.name, tag, manifest.digest)
+            self.store.check_push(repository.name, tag)
             self._write_manifest(repository, manifest, tag)
             self.store.record(repository.name, manifest, tag)
         image_id = {"imageDigest": manifest.digest, **({"imageTag": tag} if tag else {})}

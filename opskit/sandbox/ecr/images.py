@@ -3,8 +3,9 @@
 moto owns repositories (names, mutability, scanning settings, policies); this model owns what moto has no
 faithful notion of: the images in them. An image is a manifest stored under its digest (sha256 of the
 manifest's bytes, the registry's Docker-Content-Digest); tags point at images. In a MUTABLE repository a tag
-pushed again moves and leaves its old image untagged; in an IMMUTABLE one it is refused. Exclusion filters
-flip that per tag and match as wildcards (``*``), not regular expressions.
+pushed again moves and leaves its old image untagged; in an IMMUTABLE one it is refused, even when the push is
+the very image the tag already holds (ECR does not compare digests first: a re-run of a CI job that pushes again
+fails there). Exclusion filters flip that per tag and match as wildcards (``*``), not regular expressions.
 
 >>> tag_is_immutable("IMMUTABLE_WITH_EXCLUSION", [{"filterType": "WILDCARD", "filter": "dev-*"}], "dev-42")
 False
@@ -201,14 +202,15 @@ class ImageStore:
             return [] if state is None else list(state.images.values())
 
     # -- pushes ----------------------------------------------------------------------------------------------
-    def check_push(self, name: str, tag: str | None, digest: str) -> None:
-        """Raise ImageTagAlreadyExistsException if ``tag`` may not move to ``digest``."""
+    def check_push(self, name: str, tag: str | None) -> None:
+        """Raise ImageTagAlreadyExistsException if ``tag`` exists and may not be pushed again: an immutable tag
+        refuses every push under it, the image it already holds included (PutImage answers that case with
+        ImageAlreadyExistsException before it gets here)."""
         owner, state = self.repository(name)
-        current = state.tags.get(tag) if tag else None
-        if current is not None and current != digest:
+        if tag and tag in state.tags:
             filters = owner.image_tag_mutability_exclusion_filters
-            if tag_is_immutable(mutability_of(owner), filters, str(tag)):
-                raise tag_already_exists(str(tag), name)
+            if tag_is_immutable(mutability_of(owner), filters, tag):
+                raise tag_already_exists(tag, name)
 
     def record(self, name: str, manifest: Manifest, tag: str | None) -> Image:
         """Store a pushed manifest (after check_push); a moved tag leaves its old image untagged."""

@@ -6,9 +6,9 @@ It adds what ECR adds to a plain registry:
   clock (401 with a Basic challenge without one, so ``docker login`` and the Docker SDK's ``auth_config``
   work; 403 once it has expired);
 - repositories must exist in ECR (NAME_UNKNOWN otherwise);
-- a manifest PUT obeys the repository's tag mutability (TAG_INVALID) and is recorded in the image model,
-  which is then the truth for tags: pulls by tag resolve through it, so untagging and deleting through the
-  ECR API show at once;
+- a manifest PUT obeys the repository's tag mutability (TAG_INVALID, even for the very image an immutable tag
+  already holds) and is recorded in the image model, which is then the truth for tags: pulls by tag resolve
+  through it, so untagging and deleting through the ECR API show at once;
 - deletes go through BatchDeleteImage, as on ECR (UNSUPPORTED here).
 
 Bodies stream both ways (layer uploads are chunked PATCHes); the client's Host header is forwarded, so the
@@ -212,7 +212,7 @@ class RegistryProxy:
             raise _Refusal(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
         with self.store.lock:
             try:
-                self.store.check_push(name, tag, manifest.digest)
+                self.store.check_push(name, tag)
             except ApiError as exc:
                 if exc.code == "ImageTagAlreadyExistsException":
                     raise _Refusal(400, "TAG_INVALID", exc.message) from exc

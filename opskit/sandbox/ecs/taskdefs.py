@@ -1,20 +1,35 @@
 """Task-definition revisions as ECS keeps them.
 
 The sandbox owns this model instead of moto because release work depends on exactly what moto gets wrong
-(notes: moto-fidelity): every field of a registered body is kept verbatim (including fields botocore does not
-model yet), revision numbers are never reused, timestamps come from the sandbox clock, listings page and sort
-as AWS does, and DeleteTaskDefinitions moves revisions through DELETE_IN_PROGRESS while anything still uses them.
+(notes: moto-fidelity): every field of a registered body is kept (including fields botocore does not model yet),
+revision numbers are never reused, timestamps come from the sandbox clock, listings page and sort as AWS does,
+and DeleteTaskDefinitions moves revisions through DELETE_IN_PROGRESS: ECS removes a deleted revision later, not
+inside the call (listable and describable as DELETE_IN_PROGRESS for DELETE_SECONDS of sandbox time), and not at
+all while a service or task still uses it.
+
+What ECS changes in a body, the sandbox changes too, because tools read the described body back: task-level
+``cpu`` and ``memory`` given in units (``".25 vcpu"``, ``"1 GB"``) come back as numbers of CPU units and MiB, and
+the empty lists and defaults ECS fills in (``volumes``, ``placementConstraints``; per container ``cpu: 0``,
+``essential: true``, ``portMappings``, ``environment``, ``mountPoints``, ``volumesFrom``) are there, so a tool that
+reads ``td["volumes"]`` works here as it does on AWS. Registering a described body again gives the same body.
+
+>>> normalized({"family": "web", "cpu": ".25 vcpu", "memory": "0.5GB",
+...             "containerDefinitions": [{"name": "app", "image": "web:1"}]})["cpu"]
+'256'
 """
 
 from __future__ import annotations
 
 import bisect
+import copy
 import json
 import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from opskit.sandbox.clock import SandboxClock
@@ -26,10 +41,29 @@ MAX_BODY_BYTES = 64 * 1024
 MAX_CONTAINERS = 10
 MAX_REVISIONS_PER_FAMILY = 1_000_000
 MAX_DELETE_BATCH = 10
+# Sandbox seconds a deleted revision stays DELETE_IN_PROGRESS when nothing uses it. ECS deletes asynchronously and
+# publishes no figure; users see unused revisions listed as DELETE_IN_PROGRESS for minutes after the call.
+DELETE_SECONDS = 10 * 60
+MAX_TAGS = 50
+MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
+
+# What DescribeTaskDefinition shows for what a registration left out.
+TASK_DEFAULTS: dict[str, Any] = {"volumes": [], "placementConstraints": []}
+CONTAINER_DEFAULTS: dict[str, Any] = {
+    "cpu": 0,
+    "portMappings": [],
+    "essential": True,
+    "environment": [],
+    "mountPoints": [],
+    "volumesFrom": [],
+}
 
 _FAMILY = re.compile(r"^[a-zA-Z0-9_-]{1,255}$")
 _ARN = re.compile(r"^arn:aws[a-z-]*:ecs:([a-z0-9-]+):(\d{12}):task-definition/([a-zA-Z0-9_-]+):(\d+)$")
 _FAMILY_REVISION = re.compile(r"^([a-zA-Z0-9_-]+):(\d+)$")
+_CPU_UNITS = re.compile(r"^\s*(\d*\.?\d+)\s*vcpu\s*$", re.IGNORECASE)
+_MEMORY_UNITS = re.compile(r"^\s*(\d*\.?\d+)\s*gb\s*$", re.IGNORECASE)
+_TAG_PUNCTUATION = frozenset("_.:/=+-@")
 
 
 @dataclass
@@ -37,7 +71,7 @@ class Revision:
     family: str
     revision: int
     arn: str
-    body: dict[str, Any]  # exactly what was registered, minus tags
+    body: dict[str, Any]  # what was registered, minus tags, as ECS keeps it (see normalized)
     tags: list[dict[str, str]]
     registered_at: datetime
     registered_by: str
@@ -118,6 +152,8 @@ class TaskDefinitions:
         size = raw_size or len(json.dumps(body))
         if size > MAX_BODY_BYTES:
             raise client_error(f"Actual length: '{size}'. Max allowed length is '{MAX_BODY_BYTES}' bytes.")
+        body = normalized(body)
+        tags = validate_tags(tags or [])
         with self.lock:
             fam = self._families.setdefault(family, _Family())
             if fam.last_revision >= MAX_REVISIONS_PER_FAMILY:
@@ -212,15 +248,26 @@ class TaskDefinitions:
         return deleted, failures
 
     def reap(self) -> int:
-        """Remove DELETE_IN_PROGRESS revisions nothing uses any more; returns how many went."""
+        """Remove DELETE_IN_PROGRESS revisions deleted DELETE_SECONDS ago or more that nothing uses any more;
+        returns how many went."""
         with self.lock:
-            gone = [key for key in self._by_status[DELETE_IN_PROGRESS] if not self.in_use(self.arn(*key))]
+            now = self.clock.now()
+            gone = [
+                key
+                for key in self._by_status[DELETE_IN_PROGRESS]
+                if self._deletion_due(self._families[key[0]].revisions[key[1]], now) and not self.in_use(self.arn(*key))
+            ]
             for family, number in gone:
                 fam = self._families[family]
                 self._move(fam.revisions[number], None)
                 del fam.revisions[number]
                 fam.order.remove(number)
             return len(gone)
+
+    @staticmethod
+    def _deletion_due(rev: Revision, now: datetime) -> bool:
+        requested = rev.delete_requested_at
+        return requested is None or (now - requested).total_seconds() >= DELETE_SECONDS
 
     def revisions(self, status: str | None = None) -> Iterator[Revision]:
         with self.lock:
@@ -344,16 +391,102 @@ class TaskDefinitions:
         return self.resolve(arn, latest_active=False).tags
 
     def tag(self, arn: str, tags: list[dict[str, str]]) -> None:
+        tags = validate_tags(tags)
         with self.lock:
             rev = self.resolve(arn, latest_active=False)
-            merged = {t["key"]: t["value"] for t in rev.tags}
-            merged.update({t["key"]: t["value"] for t in tags})
+            merged = {t["key"]: t.get("value", "") for t in rev.tags}
+            merged.update({t["key"]: t.get("value", "") for t in tags})
+            if len(merged) > MAX_TAGS:
+                raise invalid_parameter(
+                    f"Too many tags: {arn} would have {len(merged)}; a resource has at most {MAX_TAGS}. "
+                    "Untag some first (UntagResource)."
+                )
             rev.tags = [{"key": k, "value": v} for k, v in merged.items()]
 
     def untag(self, arn: str, keys: list[str]) -> None:
         with self.lock:
             rev = self.resolve(arn, latest_active=False)
             rev.tags = [t for t in rev.tags if t["key"] not in set(keys)]
+
+
+# -- what ECS makes of a registered body ------------------------------------------------------------------------------
+def normalized(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as ECS keeps and describes it: task cpu and memory in CPU units and MiB (strings of numbers), and
+    the defaults ECS fills in. Raises ClientException for a cpu or memory ECS cannot read."""
+    out = copy.deepcopy(body)
+    for key, pattern, unit in (("cpu", _CPU_UNITS, 1024), ("memory", _MEMORY_UNITS, 1024)):
+        if out.get(key) is not None:
+            out[key] = _task_size(key, out[key], pattern, unit)
+    for key, default in TASK_DEFAULTS.items():
+        out.setdefault(key, copy.deepcopy(default))
+    host_ports = out.get("networkMode") in ("awsvpc", "host")
+    for container in out["containerDefinitions"]:
+        for key, default in CONTAINER_DEFAULTS.items():
+            container.setdefault(key, copy.deepcopy(default))
+        for mapping in container["portMappings"] if isinstance(container["portMappings"], list) else []:
+            if not isinstance(mapping, dict):
+                continue
+            mapping.setdefault("protocol", "tcp")
+            if host_ports and "containerPort" in mapping:  # these modes publish the container's own port
+                mapping.setdefault("hostPort", mapping["containerPort"])
+    return out
+
+
+def _task_size(key: str, value: Any, units: re.Pattern[str], per_unit: int) -> str:
+    """``"512"``, ``".5 vcpu"`` or ``"0.5GB"`` as ECS stores it: the number of CPU units or MiB, as a string."""
+    text = str(value).strip()
+    match = units.match(text)
+    number: Decimal | None = None
+    try:
+        if match:
+            number = Decimal(match.group(1)) * per_unit
+        elif text.isascii() and text.isdigit():
+            number = Decimal(text)
+    except InvalidOperation:
+        number = None
+    if number is None or number <= 0 or number != number.to_integral_value():
+        example = "'256', '.25 vcpu' or '1 vCPU'" if key == "cpu" else "'512', '0.5GB' or '2 GB'"
+        raise client_error(
+            f"Invalid '{key}' setting for task: {value!r}. Give {'CPU units' if key == 'cpu' else 'MiB'} as a "
+            f"number in a string, or {'vCPUs' if key == 'cpu' else 'GB'} with the unit: {example}."
+        )
+    return str(int(number))
+
+
+def validate_tags(tags: Any) -> list[dict[str, str]]:
+    """Tags as ECS accepts them (at most 50; keys 1-128 characters, unique, not ``aws:``; values 0-256), or
+    InvalidParameterException saying which tag is wrong."""
+    if not isinstance(tags, list):
+        raise invalid_parameter("tags must be a list of {key, value} objects.")
+    if len(tags) > MAX_TAGS:
+        raise invalid_parameter(f"Too many tags: {len(tags)} given; a resource has at most {MAX_TAGS} tags.")
+    seen: set[str] = set()
+    for tag in tags:
+        key = tag.get("key") if isinstance(tag, dict) else None
+        value = tag.get("value", "") if isinstance(tag, dict) else None
+        if not isinstance(key, str) or not 1 <= len(key) <= MAX_TAG_KEY:
+            raise invalid_parameter(f"Tag key {key!r} is not valid: a key is 1 to {MAX_TAG_KEY} characters.")
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            raise invalid_parameter(
+                f"The value of tag {key!r} is not valid: a value is 0 to {MAX_TAG_VALUE} characters."
+            )
+        if key.lower().startswith("aws:"):
+            raise invalid_parameter(f"Tag key {key!r} is not valid: the aws: prefix is reserved for AWS's use.")
+        bad = next((c for c in key + value if not _tag_character(c)), None)
+        if bad is not None:
+            raise invalid_parameter(
+                f"Tag {key!r} is not valid: {bad!r} is not allowed; use letters, numbers, spaces and + - = . _ : / @."
+            )
+        if key in seen:
+            raise invalid_parameter(f"Tag key {key!r} appears twice: each key of a resource has one value.")
+        seen.add(key)
+    return [dict(tag) for tag in tags]
+
+
+def _tag_character(char: str) -> bool:
+    """ECS's tag pattern ``[\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]``: letters, separators (spaces), numbers, and a little
+    punctuation."""
+    return char in _TAG_PUNCTUATION or unicodedata.category(char)[0] in "LZN"
 
 
 def _compatibilities(body: dict[str, Any]) -> list[str]:

@@ -183,7 +183,7 @@ class SandboxApp:
             return _aws_error("ServerException", "Injected fault: internal error, retry the call.", 500)(
                 environ, start_response
             )
-        if fate.throttle or not self.throttle.admit(action):
+        if fate.throttle or (service is not None and not self.throttle.admit(action, service)):
             with self._lock:
                 self.throttled[action] += 1
             return _aws_error("ThrottlingException", "Rate exceeded", 400)(environ, start_response)

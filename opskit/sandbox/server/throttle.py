@@ -3,12 +3,18 @@
 Buckets refill on the sandbox clock's scaled time, so ``time_scale=10`` lets ten times AWS's rate through
 per wall second, exactly as if AWS ran ten times faster.
 
+A bucket belongs to a service's action, not to an action name: ECR and ECS both have ListTagsForResource (and
+TagResource, ...), and ECR's calls do not drain ECS's tag-read bucket. ECR's actions with no published rate
+(DescribeImages, ListTagsForResource, TagResource, ...) are not throttled.
+
 >>> from opskit.sandbox.clock import SandboxClock
 >>> throttle = Throttle(SandboxClock())
->>> all(throttle.admit("DeleteTaskDefinitions") for _ in range(5))
+>>> all(throttle.admit("DeleteTaskDefinitions", "ecs") for _ in range(5))
 True
->>> throttle.admit("DeleteTaskDefinitions")
+>>> throttle.admit("DeleteTaskDefinitions", "ecs")
 False
+>>> throttle.category("ListTagsForResource", "ecs"), throttle.category("ListTagsForResource", "ecr")
+('tag-read', None)
 """
 
 from __future__ import annotations
@@ -79,31 +85,37 @@ class TokenBucket:
 
 
 class Throttle:
-    """Admits or refuses each call by its action name; actions with no published rate are never throttled."""
+    """Admits or refuses each call by its service and action; actions with no published rate are never throttled.
+
+    ``service`` is ``"ecs"`` or ``"ecr"``. Left out, the action name alone picks the bucket (ECS's first): that
+    is for counters that are keyed by action alone, such as the sandbox's call counts; the front door always
+    names the service."""
 
     def __init__(self, clock: SandboxClock, enabled: bool = True) -> None:
         self.enabled = enabled
         self._lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}
-        self._category: dict[str, str] = {}
+        self._category: dict[tuple[str, str], str] = {}  # (service, action) -> category
         for category, (rate, actions) in ECS_CATEGORIES.items():
             self._buckets[category] = TokenBucket(rate, clock)
-            self._category.update(dict.fromkeys(actions, category))
+            self._category.update(dict.fromkeys((("ecs", action) for action in actions), category))
         for action, per_second in ECR_RATES.items():
             self._buckets[f"ecr:{action}"] = TokenBucket(Rate(per_second, per_second), clock)
-            self._category[action] = f"ecr:{action}"
+            self._category["ecr", action] = f"ecr:{action}"
 
-    def category(self, action: str) -> str | None:
-        return self._category.get(action)
+    def category(self, action: str, service: str | None = None) -> str | None:
+        if service is not None:
+            return self._category.get((service, action))
+        return self._category.get(("ecs", action)) or self._category.get(("ecr", action))
 
-    def rate(self, action: str) -> Rate | None:
-        category = self._category.get(action)
+    def rate(self, action: str, service: str | None = None) -> Rate | None:
+        category = self.category(action, service)
         return None if category is None else self._buckets[category].rate
 
-    def admit(self, action: str) -> bool:
+    def admit(self, action: str, service: str | None = None) -> bool:
         if not self.enabled:
             return True
-        category = self._category.get(action)
+        category = self.category(action, service)
         if category is None:
             return True
         with self._lock:
