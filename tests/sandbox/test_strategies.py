@@ -8,11 +8,14 @@ sandbox second takes over a quarter of an hour) and the tests move it with ``clo
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import time
 import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from opskit.sandbox import Sandbox
@@ -440,3 +443,31 @@ def test_strategies_without_what_they_need_are_refused(sandbox: Sandbox, alb: Al
                 deploymentConfiguration=config,
                 **options,
             )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1},
+        {"strategy": "CANARY", "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 1}},
+        {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 50.0, "stepBakeTimeInMinutes": 1}},
+    ],
+    ids=["blue-green", "canary", "linear"],
+)
+def test_the_services_stable_waiters_wait_for_the_whole_deployment(
+    sandbox: Sandbox, alb: AlbSetup, config: dict[str, Any]
+) -> None:
+    """boto3's waiter and the aws CLI's: not stable while blue and green both run, stable once green runs alone."""
+    v2 = create(sandbox, alb, config)
+    arn = deploy(sandbox, v2)
+    play(sandbox, 60)
+    assert record(sandbox, arn)["status"] == "IN_PROGRESS" and len(service(sandbox)["deployments"]) == 2
+    waiter = sandbox.client("ecs").get_waiter("services_stable")
+    with pytest.raises(botocore.exceptions.WaiterError):
+        waiter.wait(cluster="prod", services=["web"], WaiterConfig={"Delay": 0.01, "MaxAttempts": 2})
+    play_recording(sandbox, arn, 400)
+    assert record(sandbox, arn)["status"] == "SUCCESSFUL"
+    waiter.wait(cluster="prod", services=["web"], WaiterConfig={"Delay": 0.01, "MaxAttempts": 2})
+    command = ["aws", "ecs", "wait", "services-stable", "--cluster", "prod", "--services", "web"]
+    done = subprocess.run(command, env={**os.environ, **sandbox.env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
