@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from opskit.sandbox.ecs.records import SD_IN_PROGRESS, SD_STATUSES, Deployment, Service
+from opskit.sandbox.ecs.records import SD_IN_PROGRESS, SD_STATUSES, Deployment, Service, ServiceDeployment
 from opskit.sandbox.ecs.scheduler import Scheduler
 from opskit.sandbox.server.paging import paginate
 from opskit.sandbox.server.wire import ApiError, ApiRequest, Handler, invalid_parameter
@@ -97,12 +97,7 @@ class ServiceDeploymentApi:
         if stop_type not in ("ROLLBACK", "ABORT"):
             raise invalid_parameter("stopType must be ROLLBACK or ABORT.")
         with self.scheduler.lock:
-            record = self.scheduler.service_deployments.get(arn) if isinstance(arn, str) else None
-            if record is None:
-                raise ApiError(
-                    "ServiceDeploymentNotFoundException",
-                    f"The service deployment {arn} does not exist: list them with ListServiceDeployments.",
-                )
+            record = self._record(arn)
             if record.status != SD_IN_PROGRESS:
                 raise ApiError(
                     "ConflictException",
@@ -132,12 +127,7 @@ class ServiceDeploymentApi:
         if action not in ("CONTINUE", "ROLLBACK"):
             raise invalid_parameter("action must be CONTINUE or ROLLBACK.")
         with self.scheduler.lock:
-            record = self.scheduler.service_deployments.get(arn) if isinstance(arn, str) else None
-            if record is None:
-                raise ApiError(
-                    "ServiceDeploymentNotFoundException",
-                    f"The service deployment {arn} does not exist: list them with ListServiceDeployments.",
-                )
+            record = self._record(arn)
             runs = record.traffic.hooks if record.traffic is not None else []
             run = next((r for r in runs if r.hook_id == hook_id), None)
             if run is None or run.status != "AWAITING_ACTION" or record.status != SD_IN_PROGRESS:
@@ -147,6 +137,16 @@ class ServiceDeploymentApi:
                 )
             self.scheduler.shifts.continue_hook(record, run, action, self.scheduler.clock.timestamp())
         return {"serviceDeploymentArn": arn}
+
+    def _record(self, arn: Any) -> ServiceDeployment:
+        """The service deployment ``arn`` names (the caller holds the scheduler's lock)."""
+        record = self.scheduler.service_deployments.get(arn) if isinstance(arn, str) else None
+        if record is None:
+            raise ApiError(
+                "ServiceDeploymentNotFoundException",
+                f"The service deployment {arn} does not exist: list them with ListServiceDeployments.",
+            )
+        return record
 
     def _describe_revisions(self, request: ApiRequest) -> dict[str, Any]:
         arns = request.params.get("serviceRevisionArns")
