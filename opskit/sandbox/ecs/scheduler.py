@@ -174,17 +174,10 @@ class Scheduler(TaskLifecycle):
         service.event(
             when, f"(deployment {deployment.id}) deployment failed: alarm(s) {', '.join(triggered)} in ALARM."
         )
-        rollback = bool((record.deployment_configuration.get("alarms") or {}).get("rollback"))
-        if record.traffic is not None and rollback:
-            self.shifts.roll_back(record, at, reason)
-            return
         if deployment.rollout_state == IN_PROGRESS:
             deployment.rollout_state, deployment.rollout_state_reason, deployment.updated_at = FAILED, reason, when
-        target = service.last_completed
-        if rollback and target is not None and target is not deployment:
-            self._rollback(service, record, target, at, reason=reason)
-        else:
-            record.status, record.stopped_at, record.status_reason = SD_STOPPED, when, reason
+        rollback = bool((record.deployment_configuration.get("alarms") or {}).get("rollback"))
+        self._fail(record, at, reason, rollback=rollback, stop_reason=reason)
 
     def _resolve(self, revision: Revision) -> dict[str, str]:
         resolved = {}
@@ -440,15 +433,23 @@ class Scheduler(TaskLifecycle):
         if record is None:
             return
         record.breaker_status, record.updated_at = "TRIGGERED", when
-        target = service.last_completed
         if deployment.is_rollback:
             record.status, record.finished_at = SD_ROLLBACK_FAILED, when
-        elif rollback and record.traffic is not None:
-            self.shifts.roll_back(record, at, "Circuit breaker failure threshold reached.")
-        elif rollback and target is not None and target is not deployment:
-            self._rollback(service, record, target, at, reason="Circuit breaker failure threshold reached.")
         else:
-            record.status, record.stopped_at, record.status_reason = SD_STOPPED, when, BREAKER_REASON
+            reason = "Circuit breaker failure threshold reached."
+            self._fail(record, at, reason, rollback=rollback, stop_reason=BREAKER_REASON)
+
+    def _fail(self, record: ServiceDeployment, at: float, reason: str, *, rollback: bool, stop_reason: str) -> None:
+        """A rollback monitor (the circuit breaker, an alarm) failed the deployment: with ``rollback``, back to blue
+        (traffic shifting) or to the last completed deployment (rolling); else it stops where it stands."""
+        service, deployment = record.service, record.target
+        target = service.last_completed
+        if rollback and record.traffic is not None:
+            self.shifts.roll_back(record, at, reason)
+        elif rollback and target is not None and target is not deployment:
+            self._rollback(service, record, target, at, reason=reason)
+        else:
+            record.status, record.stopped_at, record.status_reason = SD_STOPPED, from_epoch(at), stop_reason
 
     def _rollback(
         self, service: Service, record: ServiceDeployment, target: Deployment, at: float, reason: str

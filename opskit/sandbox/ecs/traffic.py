@@ -158,7 +158,8 @@ class TrafficShifts:
     def check(self, service: Service, at: float) -> None:
         """Something changed (a task ran, got healthy, stopped): move on a step that was waiting for it, and notice a
         rollback that is over."""
-        for record in list(service.service_deployments[-3:]):
+        records = {id(d.record): d.record for d in service.deployments if d.record is not None}
+        for record in records.values():
             traffic = record.traffic
             if traffic is None:
                 continue
