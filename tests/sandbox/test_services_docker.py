@@ -37,10 +37,11 @@ def sandbox(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def push_images(sandbox: Sandbox, docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """``web:ok`` sleeps, ``web:crash`` exits 3; the local tags go again, so tasks must pull them."""
+    """``web:ok`` sleeps, ``web:crash`` exits 3 at once, ``web:late-crash`` a tenth of a second after it starts; the local tags
+    go again, so tasks must pull them."""
     sandbox.client("ecr").create_repository(repositoryName="web")
     built = []
-    for tag, cmd in (("ok", "sleep 3600"), ("crash", "exit 3")):
+    for tag, cmd in (("ok", "sleep 3600"), ("crash", "exit 3"), ("late-crash", "sleep 0.1; exit 3")):
         context = make_context(tmp_path_factory.mktemp(tag), cmd=cmd, marker=f"services-{tag}-{os.getpid()}")
         built.append(push(sandbox, docker_client, context, "web", tag))
     return built
@@ -155,14 +156,17 @@ def test_a_container_that_runs_then_exits_resets_the_breaker_at_every_start(
     sandbox: Sandbox, ecs: Any, cluster: str
 ) -> None:
     """As on ECS: without a health check, a task is healthy the moment it runs, and resetOnHealthyTask (on by
-    default) starts the breaker's count over. A crash loop then keeps failing tasks and never trips the breaker."""
-    ok, crash = revision(sandbox, ecs, "ok"), revision(sandbox, ecs, "crash")
+    default) starts the breaker's count over. A crash loop then keeps failing tasks and never trips the breaker.
+    (Its containers run a moment first: one that exits at once may be gone before ECS sees it running, and one that
+    runs longer than STABILIZE_SECONDS would complete the deployment.)"""
+    ok, crash = revision(sandbox, ecs, "ok"), revision(sandbox, ecs, "late-crash")
     ecs.create_service(
         cluster=cluster, serviceName="web", taskDefinition=ok, desiredCount=1, deploymentConfiguration=BREAKER
     )
     wait_for(completed(ecs, cluster, ok))
     ecs.update_service(cluster=cluster, service="web", taskDefinition=crash)
-    primary = wait_for(lambda: (d := service(ecs, cluster)["deployments"][0])["failedTasks"] >= 4 and d)
+    # As many failed tasks as the threshold: without the reset, the breaker would have tripped.
+    primary = wait_for(lambda: (d := service(ecs, cluster)["deployments"][0])["failedTasks"] >= 3 and d)
     assert primary["rolloutState"] == "IN_PROGRESS" and primary["taskDefinition"] == crash
     arn = service(ecs, cluster)["currentServiceDeployment"]
     (record,) = ecs.describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"]
