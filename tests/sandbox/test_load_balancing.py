@@ -12,9 +12,10 @@ import botocore.exceptions
 import pytest
 
 from opskit.sandbox import ACCESS_KEY_ID, SECRET_ACCESS_KEY, Sandbox
+from opskit.sandbox.alb import AlbSetup, forward, make_alb
 from opskit.sandbox.elb import LoadBalancing, LoadBalancingError
 from opskit.sandbox.server.wire import ApiError
-from tests.sandbox.elb_setup import AlbSetup, forward, health, make_alb, weights
+from tests.sandbox.elb_setup import health, weights
 
 
 @pytest.fixture

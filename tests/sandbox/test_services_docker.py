@@ -37,8 +37,8 @@ def sandbox(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 def push_images(sandbox: Sandbox, docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """``web:ok`` sleeps, ``web:crash`` exits 3 at once, ``web:late-crash`` a tenth of a second after it starts; the local tags
-    go again, so tasks must pull them."""
+    """``web:ok`` sleeps, ``web:crash`` exits 3 at once, ``web:late-crash`` a tenth of a second after it starts;
+    the local tags go again, so tasks must pull them."""
     sandbox.client("ecr").create_repository(repositoryName="web")
     built = []
     for tag, cmd in (("ok", "sleep 3600"), ("crash", "exit 3"), ("late-crash", "sleep 0.1; exit 3")):

@@ -19,7 +19,8 @@ import botocore.exceptions
 import pytest
 
 from opskit.sandbox import Sandbox
-from tests.sandbox.elb_setup import AlbSetup, health, make_alb, weights
+from opskit.sandbox.alb import AlbSetup, make_alb
+from tests.sandbox.elb_setup import health, weights
 from tests.sandbox.test_services import client_models, manifest
 
 ROLE = "arn:aws:iam::{account}:role/ecsLifecycleHooks"
