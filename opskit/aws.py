@@ -45,6 +45,9 @@ def _send_raw_body(params: dict[str, Any], **_: Any) -> None:
     body = getattr(_raw, "body", None)
     if body is not None:
         params["body"] = json.dumps(body, separators=(",", ":")).encode()  # compact, as ECS counts its size limit
+        target = getattr(_raw, "target", None)
+        if target is not None:  # an operation newer than the installed model: its name goes in the header
+            params["headers"]["X-Amz-Target"] = target
 
 
 def _take_raw_answer(response_dict: dict[str, Any], **_: Any) -> None:
@@ -262,19 +265,29 @@ class Aws:
 
         botocore only sends and returns the fields its installed model knows; ECS adds task-definition fields
         often (restartPolicy, enableFaultInjection ...). Copying a revision through the model would silently drop
-        them, so revisions are read and registered through this instead. Retries are botocore's as usual; failures
-        are :class:`AwsError`. Timestamps come back as epoch seconds.
+        them, so revisions are read and registered through this instead. An operation the installed model lacks
+        is sent all the same. Retries are botocore's as usual; failures are :class:`AwsError`. Timestamps come back
+        as epoch seconds.
         """
         client = self._raw_client(service)
+        model = client.meta.service_model
+        carrier, _raw.target = operation, None
+        if operation not in model.operation_names:
+            # An operation ECS added after the installed botocore (ContinueServiceDeployment on an older one): it
+            # rides on a known operation of the same protocol, with its own name in X-Amz-Target, and is signed,
+            # sent and retried as usual.
+            if model.protocol != "json":
+                raise ConfigError(f"this botocore's {service} model has no {operation}: upgrade botocore")
+            carrier, _raw.target = model.operation_names[0], f"{model.metadata['targetPrefix']}.{operation}"
         _raw.body, _raw.answer = body, None
         try:
-            getattr(client, botocore.xform_name(operation))()
+            getattr(client, botocore.xform_name(carrier))()
             answer: dict[str, Any] = _raw.answer or {}
             return answer
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self.translate(exc) from exc
         finally:
-            _raw.body = _raw.answer = None
+            _raw.body = _raw.answer = _raw.target = None
 
     def _raw_client(self, service: str) -> Any:
         key = f"raw:{service}"

@@ -8,6 +8,7 @@ config files), so what botocore resolves is what a user's shell would give it.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import socket
 import subprocess
@@ -292,6 +293,31 @@ def test_a_raw_call_parses_its_answer_once_and_leaves_errors_to_botocore(sandbox
     with pytest.raises(AwsError) as missing:
         aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": "nope:1"})
     assert missing.value.code == "ClientException"  # an error's body still reaches botocore, code and all
+
+
+def test_a_raw_call_reaches_an_operation_the_installed_model_lacks(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ECS adds operations faster than every machine upgrades botocore: call_json sends one its model lacks all the
+    same (here an ECS model without ContinueServiceDeployment, as botocore had before PAUSE hooks came)."""
+    import botocore.session
+
+    loader = botocore.session.get_session().get_component("data_loader")
+    model = loader.load_service_model("ecs", "service-2")
+    version = model["metadata"]["apiVersion"]
+    model["operations"].pop("ContinueServiceDeployment", None)
+    (tmp_path / "ecs" / version).mkdir(parents=True)
+    (tmp_path / "ecs" / version / "service-2.json").write_text(json.dumps(model))
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    aws = sandbox.aws()
+    assert not hasattr(aws.client("ecs"), "continue_service_deployment")
+    arn = f"arn:aws:ecs:{sandbox.region_name}:{sandbox.account_id}:service-deployment/prod/web/none"
+    with pytest.raises(AwsError) as missing:  # the sandbox's answer to ContinueServiceDeployment itself
+        aws.call_json("ecs", "ContinueServiceDeployment", {"serviceDeploymentArn": arn, "hookId": "h"})
+    assert missing.value.code == "ServiceDeploymentNotFoundException"
+    with pytest.raises(AwsError) as unknown:
+        aws.call_json("ecs", "FrobnicateServices", {})
+    assert unknown.value.code == "UnknownOperationException" and "FrobnicateServices" in str(unknown.value)
 
 
 def test_sessions_share_botocore_data_files_per_data_path(
