@@ -1,4 +1,4 @@
-"""The demo history: six months of releases of three services, with the mistakes real teams make.
+"""The demo history: six months of releases of five services, with the mistakes real teams make.
 
 Everything is laid down through the sandbox's own AWS API (and the registry protocol for images), with the clock
 moved back six months and forward release by release, so every timestamp, deployment and event is the kind AWS
@@ -11,6 +11,11 @@ would have recorded. What it seeds is described by :data:`DEMO`, which tests and
 - ``web`` once released a commit whose image was never pushed: the circuit breaker rolled it back, and the bad
   revision was deregistered afterwards;
 - old revisions deregistered (INACTIVE) and the oldest ones deleted, so revision numbers do not start at 1;
+- ``checkout`` deploys BLUE_GREEN behind an Application Load Balancer, with a PAUSE hook after the test traffic
+  shift (the team approves every release with ContinueServiceDeployment) and a CloudWatch alarm on its 5xx count: the
+  alarm went off in one release's bake time and rolled it back;
+- ``search`` deploys CANARY (10 %, then the rest) behind its own load balancer, with a Lambda smoke test after the
+  test traffic shift: it failed one release, which rolled back;
 - containers hardened (a non-root user, a read-only root filesystem, logs, secrets from SSM): the policy checks'
   hardening group finds nothing, and the release group finds exactly worker's mistakes above.
 """
@@ -24,10 +29,12 @@ import json
 import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from opskit.sandbox.alb import AlbSetup, make_alb
 from opskit.sandbox.ecs.runner import SIMULATED_LABEL
 
 if TYPE_CHECKING:
@@ -53,6 +60,24 @@ class DemoService:
     delete_oldest: int  # the oldest revisions deleted outright
     latest_last: bool = False  # the last release registered with the ``latest`` tag
     broken_release: int | None = None  # the release (1-based) whose image was never pushed
+    strategy: str = "ROLLING"  # BLUE_GREEN and CANARY stand behind a load balancer of their own
+    hook: str | None = None  # "PAUSE" or "AWS_LAMBDA": a lifecycle hook after the test traffic shift
+    alarm: bool = False  # a CloudWatch alarm on the 5xx count (``<name>-5xx``) rolls a deployment back
+    alarm_release: int | None = None  # the release whose bake time the alarm went off in
+    hook_failed_release: int | None = None  # the release the Lambda hook failed
+
+    @property
+    def rolled_back_release(self) -> int | None:
+        """The release that failed and was rolled back (by the circuit breaker, the alarm or the hook), if any."""
+        return self.broken_release or self.alarm_release or self.hook_failed_release
+
+    @property
+    def alarm_name(self) -> str:
+        return f"{self.name}-5xx"
+
+    @property
+    def function_name(self) -> str:
+        return f"{self.name}-smoke-test"
 
 
 @dataclass(frozen=True)
@@ -64,13 +89,48 @@ class Demo:
         return next(s for s in self.services if s.name == name)
 
 
+# fmt: off
 DEMO = Demo(
     cluster="demo",
     services=(
         DemoService("web", 30, 2, True, "IMMUTABLE", True, True, keep_active=10, delete_oldest=5, broken_release=27),
         DemoService("api", 24, 2, True, "IMMUTABLE", True, True, keep_active=8, delete_oldest=0),
         DemoService("worker", 14, 1, False, "MUTABLE", False, False, keep_active=6, delete_oldest=0, latest_last=True),
+        DemoService("checkout", 8, 2, True, "IMMUTABLE", True, True, keep_active=5, delete_oldest=0,
+                    strategy="BLUE_GREEN", hook="PAUSE", alarm=True, alarm_release=6),
+        DemoService("search", 6, 2, True, "IMMUTABLE", True, True, keep_active=4, delete_oldest=0,
+                    strategy="CANARY", hook="AWS_LAMBDA", hook_failed_release=4),
     ),
+)
+# fmt: on
+
+# How the traffic-shifting services deploy (sandbox minutes; each stage of ECS's takes a few seconds more).
+BAKE_MINUTES = 10
+CANARY = {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 5}
+HOOK_STAGE = "POST_TEST_TRAFFIC_SHIFT"
+PAUSE_TIMEOUT = {"timeoutInMinutes": 60, "action": "ROLLBACK"}  # unapproved for an hour: rolled back
+DONE = ("SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED")
+ROLLOUT_STEP = timedelta(minutes=4)  # between looks at a traffic-shifting rollout (less than its bake time)
+HOOK_WAIT = 30.0  # wall seconds the clock waits for a Lambda hook's answer before it moves on regardless
+
+SMOKE_TEST = """\
+import os
+
+
+def handler(event, context):
+    # search's smoke test, run by ECS after the test traffic shift. The demo makes it fail once, as a test that
+    # caught a broken release would, by setting SMOKE_TEST=fail in the function's environment for that release.
+    if os.environ.get("SMOKE_TEST") == "fail":
+        return {"hookStatus": "FAILED"}
+    return {"hookStatus": "SUCCEEDED"}
+"""
+LAMBDA_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
 )
 
 LIFECYCLE_POLICY = {
@@ -110,20 +170,28 @@ def seed_demo(sandbox: Sandbox) -> None:
 class _History:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
-        self.ecs = sandbox.client("ecs")
-        self.ecr = sandbox.client("ecr")
+        self.clients = _Clients(sandbox)
+        self.ecs = self.clients.client("ecs")
+        self.ecr = self.clients.client("ecr")
+        self.aws = sandbox.aws()  # what the installed botocore may not model yet (PAUSE hooks) goes as raw JSON
         self.uris: dict[str, str] = {}
+        self.albs: dict[str, AlbSetup] = {}
+        self.hooks: dict[str, dict[str, Any]] = {}
         self.pusher = _Pusher(sandbox, self.ecr) if sandbox.registry is not None else None
+        assert sandbox.region is not None
+        self.lambdas = sandbox.region.lambdas
 
     def lay_down(self) -> None:
         clock = self.sandbox.clock
         end = clock.now()
         clock.set(end - HISTORY)
         self.ecs.create_cluster(clusterName=DEMO.cluster)
-        logs = self.sandbox.client("logs")
-        for service in DEMO.services:
+        logs = self.clients.client("logs")
+        for number, service in enumerate(DEMO.services, start=1):
             self._repository(service)
             logs.create_log_group(logGroupName=f"/ecs/{service.name}")  # where its revisions' awslogs write
+            if service.strategy != "ROLLING":
+                self._traffic(service, number)
         # Releases of the three services interleave over the months, as they would in one team.
         schedule = sorted(
             (HISTORY * (index / (service.releases + 1)), service.name, index)
@@ -151,6 +219,69 @@ class _History:
         self.uris[service.name] = answer["repository"]["repositoryUri"]
         if service.lifecycle_policy:
             self.ecr.put_lifecycle_policy(repositoryName=service.name, lifecyclePolicyText=json.dumps(LIFECYCLE_POLICY))
+
+    def _traffic(self, service: DemoService, number: int) -> None:
+        """What a traffic-shifting service stands on: its load balancer, its alarm, its hook's function."""
+        alb = self.albs[service.name] = make_alb(self.clients, service.name, cidr=f"10.{number}.0.0/16")
+        if service.alarm:
+            self.clients.client("cloudwatch").put_metric_alarm(
+                AlarmName=service.alarm_name,
+                AlarmDescription=f"{service.name} answers with 5xx errors",
+                Namespace="AWS/ApplicationELB",
+                MetricName="HTTPCode_Target_5XX_Count",
+                Dimensions=[{"Name": "LoadBalancer", "Value": alb.load_balancer_arn.split(":loadbalancer/", 1)[1]}],
+                Statistic="Sum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=10,
+                ComparisonOperator="GreaterThanThreshold",
+                TreatMissingData="notBreaching",
+            )
+        if service.hook == "PAUSE":
+            self.hooks[service.name] = {
+                "targetType": "PAUSE",
+                "lifecycleStages": [HOOK_STAGE],
+                "timeoutConfiguration": PAUSE_TIMEOUT,
+            }
+        elif service.hook == "AWS_LAMBDA":
+            role = self.clients.client("iam").create_role(
+                RoleName=service.function_name, AssumeRolePolicyDocument=LAMBDA_TRUST
+            )["Role"]["Arn"]
+            archive = io.BytesIO()
+            with zipfile.ZipFile(archive, "w") as zipped:
+                zipped.writestr("smoke.py", SMOKE_TEST)
+            function = self.clients.client("lambda").create_function(
+                FunctionName=service.function_name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="smoke.handler",
+                Code={"ZipFile": archive.getvalue()},
+                Timeout=30,
+                Environment={"Variables": {"SMOKE_TEST": "pass"}},
+            )["FunctionArn"]
+            self.hooks[service.name] = {
+                "targetType": "AWS_LAMBDA",
+                "hookTargetArn": function,
+                "roleArn": f"arn:aws:iam::{self.sandbox.account_id}:role/ecsLifecycleHooks",
+                "lifecycleStages": [HOOK_STAGE],
+            }
+
+    def _deployment_configuration(self, service: DemoService) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+            "deploymentCircuitBreaker": {"enable": service.circuit_breaker, "rollback": service.circuit_breaker},
+        }
+        if service.strategy == "ROLLING":
+            return config
+        config.update(strategy=service.strategy, bakeTimeInMinutes=BAKE_MINUTES)
+        if service.strategy == "CANARY":
+            config["canaryConfiguration"] = CANARY
+        if service.name in self.hooks:
+            config["lifecycleHooks"] = [self.hooks[service.name]]
+        if service.alarm:
+            config["alarms"] = {"alarmNames": [service.alarm_name], "enable": True, "rollback": True}
+        return config
 
     def _release(self, service: DemoService, index: int) -> None:
         sha = commit_sha(service.name, index)[:SHA_LENGTH]
@@ -199,31 +330,89 @@ class _History:
             tags=[{"key": "commit", "value": sha}],
         )["taskDefinition"]
         arn = body["taskDefinitionArn"]
+        alb = self.albs.get(service.name)
+        smoke_fails = index == service.hook_failed_release
+        if smoke_fails:
+            self._smoke_test(service, "fail")
         if index == 1:
-            self.ecs.create_service(
-                cluster=DEMO.cluster,
-                serviceName=service.name,
-                taskDefinition=arn,
-                desiredCount=service.desired,
-                launchType="FARGATE",
-                networkConfiguration={
-                    "awsvpcConfiguration": {"subnets": ["subnet-0demo"], "assignPublicIp": "DISABLED"}
+            params: dict[str, Any] = {
+                "cluster": DEMO.cluster,
+                "serviceName": service.name,
+                "taskDefinition": arn,
+                "desiredCount": service.desired,
+                "launchType": "FARGATE",
+                "networkConfiguration": {
+                    "awsvpcConfiguration": {
+                        "subnets": list(alb.subnet_ids) if alb else ["subnet-0demo"],
+                        "assignPublicIp": "DISABLED",
+                    }
                 },
-                deploymentConfiguration={
-                    "maximumPercent": 200,
-                    "minimumHealthyPercent": 100,
-                    "deploymentCircuitBreaker": {
-                        "enable": service.circuit_breaker,
-                        "rollback": service.circuit_breaker,
-                    },
-                },
-            )
+                "deploymentConfiguration": self._deployment_configuration(service),
+            }
+            if alb is not None:
+                params["loadBalancers"] = [alb.load_balancer(container_name=service.name)]
+            self.aws.call_json("ecs", "CreateService", params)
         else:
             self.ecs.update_service(cluster=DEMO.cluster, service=service.name, taskDefinition=arn)
         # Each rollout settles (or fails and rolls back) before the next release: an hour of sandbox time.
-        self.sandbox.clock.advance(timedelta(hours=1))
+        if alb is None:
+            self.sandbox.clock.advance(timedelta(hours=1))
+        else:
+            self._roll_out(service, index)
+        if smoke_fails:
+            self._smoke_test(service, "pass")
         if index == service.broken_release:
             self.ecs.deregister_task_definition(taskDefinition=arn)
+
+    def _roll_out(self, service: DemoService, index: int) -> None:
+        """Follow a traffic-shifting rollout for an hour of sandbox time as its team would: approve its PAUSE hook,
+        wait for its Lambda hook's answer, and in the release that broke something see the alarm go off."""
+        clock, cloudwatch = self.sandbox.clock, self.clients.client("cloudwatch")
+        started = clock.now()
+        (described,) = self.ecs.describe_services(cluster=DEMO.cluster, services=[service.name])["services"]
+        arn = described["currentServiceDeployment"]
+        alarm_fires, fired, waited = index == service.alarm_release, False, False
+        while clock.now() - started < timedelta(hours=1):
+            (record,) = self.aws.call_json("ecs", "DescribeServiceDeployments", {"serviceDeploymentArns": [arn]})[
+                "serviceDeployments"
+            ]
+            if record["status"] in DONE:
+                break
+            hooks = record.get("lifecycleHookDetails") or []
+            for hook in hooks:
+                if hook["status"] == "AWAITING_ACTION":
+                    self.aws.call_json(
+                        "ecs",
+                        "ContinueServiceDeployment",
+                        {"serviceDeploymentArn": arn, "hookId": hook["hookId"], "action": "CONTINUE"},
+                    )
+            # A Lambda hook's function runs in a child process, in wall time: the clock waits for its answer.
+            if not waited and any(h["status"] == "IN_PROGRESS" and h["targetType"] == "AWS_LAMBDA" for h in hooks):
+                waited = self.lambdas.wait(HOOK_WAIT)
+                continue
+            waited = False
+            if alarm_fires and not fired and record.get("lifecycleStage") == "BAKE_TIME":
+                cloudwatch.set_alarm_state(
+                    AlarmName=service.alarm_name,
+                    StateValue="ALARM",
+                    StateReason="Threshold Crossed: 1 datapoint [37.0] was greater than the threshold (10.0).",
+                )
+                fired = True
+            clock.advance(ROLLOUT_STEP)
+        if fired:
+            cloudwatch.set_alarm_state(
+                AlarmName=service.alarm_name,
+                StateValue="OK",
+                StateReason="Threshold Crossed: 1 datapoint [0.0] was not greater than the threshold (10.0).",
+            )
+        rest = started + timedelta(hours=1) - clock.now()
+        if rest > timedelta(0):
+            clock.advance(rest)
+
+    def _smoke_test(self, service: DemoService, result: str) -> None:
+        self.clients.client("lambda").update_function_configuration(
+            FunctionName=service.function_name, Environment={"Variables": {"SMOKE_TEST": result}}
+        )
 
     def _retire_old_revisions(self, service: DemoService) -> None:
         arns = [
@@ -290,6 +479,21 @@ def _image(sha: str) -> tuple[bytes, bytes]:
         }
     ).encode()
     return config, layer
+
+
+class _Clients:
+    """The sandbox as the history (and :func:`~opskit.sandbox.alb.make_alb`) uses it, with one boto3 client per
+    service: a new one costs tens of milliseconds, and the history calls eight services."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.region_name, self.account_id = sandbox.region_name, sandbox.account_id
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.sandbox.client(service)
+        return self._clients[service]
 
 
 class _Pusher:

@@ -137,7 +137,7 @@ def test_images_match_ecr_and_the_revisions_that_use_them(demo: Sandbox, demo_li
     frame = demo_library.images()
     details = [
         d
-        for repository in ("web", "api", "worker")
+        for repository in (s.name for s in DEMO.services)
         for page in ecr.get_paginator("describe_images").paginate(repositoryName=repository)
         for d in page["imageDetails"]
     ]
@@ -157,7 +157,7 @@ def test_images_match_ecr_and_the_revisions_that_use_them(demo: Sandbox, demo_li
         assert same_moment(row["scan_completed_at"], completed)
         assert row["media_type"] == detail["imageManifestMediaType"]
     # Each pushed release is one image; web's broken release was never pushed.
-    assert Counter(frame["repository"]) == {"web": 29, "api": 24, "worker": 14}
+    assert Counter(frame["repository"]) == {s.name: s.releases - bool(s.broken_release) for s in DEMO.services}
     # An image is used by the revision registered with its tag, unless that revision was deleted (web 1-5).
     revisions = demo_library.containers()
     tagged = Counter(zip(revisions["repository"], revisions["tag"], strict=True))
@@ -167,9 +167,9 @@ def test_images_match_ecr_and_the_revisions_that_use_them(demo: Sandbox, demo_li
     assert sorted(t for tags in unused["tags"] for t in tags) == sorted(
         commit_sha("web", n)[:SHA_LENGTH] for n in range(1, 6)
     )
-    # What the services run now: web:30, api:24, and worker:14's image by its tag latest.
+    # What the services run now: each one's last release (worker:14's image by its tag latest).
     running = frame[frame["in_service"]]
-    assert sorted(s for v in running["services"] for s in v) == ["demo/api", "demo/web", "demo/worker"]
+    assert sorted(s for v in running["services"] for s in v) == sorted(f"demo/{s.name}" for s in DEMO.services)
     worker = running[running["repository"] == "worker"].iloc[0]
     assert worker["tags"] == ["latest"] and worker["revision_count"] == 1
 
@@ -177,8 +177,9 @@ def test_images_match_ecr_and_the_revisions_that_use_them(demo: Sandbox, demo_li
 def test_services_match_the_api(demo: Sandbox, demo_library: RevisionLibrary) -> None:
     ecs = demo.client("ecs")
     frame = demo_library.services().set_index("service")
-    bodies = ecs.describe_services(cluster="demo", services=["web", "api", "worker"])["services"]
-    assert sorted(frame.index) == ["api", "web", "worker"]
+    names = [s.name for s in DEMO.services]
+    bodies = ecs.describe_services(cluster="demo", services=names)["services"]
+    assert sorted(frame.index) == sorted(names)
     for body in bodies:
         row = frame.loc[body["serviceName"]]
         assert (row["cluster"], row["arn"], row["status"]) == ("demo", body["serviceArn"], body["status"])
@@ -229,13 +230,14 @@ def test_deployments_match_the_service_deployment_history(demo: Sandbox, demo_li
             assert same_moment(row["created_at"], brief["createdAt"])
             assert same_moment(row["finished_at"], brief.get("finishedAt"))
             assert row["source"] == "service-deployments" and row["cluster"] == "demo"
-        # Release N deployed revision N; only web's broken release failed, and the circuit breaker rolled it back.
+        # Release N deployed revision N; one release of web, checkout and search failed and was rolled back (by
+        # the circuit breaker, the alarm and the smoke test).
         assert list(mine.sort_values("created_at")["revision"]) == list(range(1, service.releases + 1))
         failed = mine[mine["rollout_state"] != "COMPLETED"]
-        if service.broken_release:
+        if service.rolled_back_release:
             (row,) = failed.itertuples(index=False)
             assert (row.revision, row.rollout_state, row.rolled_back, row.status) == (
-                service.broken_release,
+                service.rolled_back_release,
                 "FAILED",
                 True,
                 "ROLLBACK_SUCCESSFUL",
@@ -260,9 +262,9 @@ def test_lineage_traces_commits_to_images_revisions_and_services(demo_library: R
         assert na(row.image_digest) == by_tag.get((row.repository, row.tag))
         assert row.task_definition.endswith(f"task-definition/{row.family}:{row.revision}")
         assert row.deployment_count == 1 and pd.notna(row.first_deployed_at)
-        broken = row.family == "web" and row.revision == DEMO.service("web").broken_release
-        assert bool(row.completed) == (not broken)
-        assert bool(pd.isna(row.image_digest)) == broken  # its image was never pushed
+        service = DEMO.service(row.family)
+        assert bool(row.completed) == (row.revision != service.rolled_back_release)
+        assert bool(pd.isna(row.image_digest)) == (row.revision == service.broken_release)  # never pushed
         release_count = DEMO.service(row.family).releases
         assert bool(row.is_current) == (row.revision == release_count)
         assert bool(row.is_rollback_target) == (row.revision == release_count - 1)

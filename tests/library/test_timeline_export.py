@@ -11,6 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from opskit.library import TABLES, RevisionLibrary, columns, export
+from opskit.sandbox.demo import DEMO
 
 
 def test_the_timeline_has_a_lane_per_family_and_service_and_marks_the_rollback(demo_library: RevisionLibrary) -> None:
@@ -18,15 +19,12 @@ def test_the_timeline_has_a_lane_per_family_and_service_and_marks_the_rollback(d
     assert isinstance(figure, Figure)
     (axes,) = figure.axes
     lanes = [label.get_text() for label in axes.get_yticklabels()]
-    assert lanes == [
-        "family api",
-        "family web",
-        "family worker",
-        "service demo/api",
-        "service demo/web",
-        "service demo/worker",
-    ]
-    assert [text.get_text() for text in axes.texts] == ["rollback from :27"]
+    names = sorted(s.name for s in DEMO.services)
+    assert lanes == [f"family {n}" for n in names] + [f"service demo/{n}" for n in names]
+    # One mark per rolled-back release: web's (the circuit breaker), checkout's (the alarm), search's (the hook).
+    assert sorted(text.get_text() for text in axes.texts) == sorted(
+        f"rollback from :{s.rolled_back_release}" for s in DEMO.services if s.rolled_back_release
+    )
     png = io.BytesIO()
     figure.savefig(png, format="png")
     assert png.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"

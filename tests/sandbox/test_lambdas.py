@@ -311,6 +311,17 @@ def test_a_function_over_its_timeout_is_killed_with_what_it_started(sandbox: San
     assert hook_outcome(result).status == "FAILED"
 
 
+def test_wait_returns_once_the_started_invocations_have_ended(sandbox: Sandbox, tmp_path: Path) -> None:
+    """What the demo's history waits on before it moves the clock past a Lambda hook."""
+    create_function(sandbox, "slow", "hook.sleeps", timeout=1)
+    done: queue.Queue[InvokeResult] = queue.Queue()
+    sandbox.region.lambdas.start("slow", {"pids": str(tmp_path / "pids.json")}, done.put)
+    assert sandbox.region.lambdas.wait(0.05) is False  # it sleeps until its timeout (a second) kills it
+    assert sandbox.region.lambdas.wait(WAIT_SECONDS) is True
+    assert done.get(timeout=WAIT_SECONDS).error_type == "Sandbox.Timedout"
+    assert sandbox.region.lambdas.wait(0) is True  # nothing left to wait for
+
+
 def test_a_missing_function_is_resource_not_found_in_lambdas_words(sandbox: Sandbox) -> None:
     missing = f"arn:aws:lambda:{sandbox.region_name}:{sandbox.account_id}:function:nope"
     with pytest.raises(ApiError) as caught:

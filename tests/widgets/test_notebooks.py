@@ -12,6 +12,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from opskit.sandbox.demo import DEMO
 from tests.widgets.conftest import NOTEBOOKS, kernel_env
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
@@ -81,8 +82,10 @@ def test_runbook_runs_top_to_bottom_and_keeps_its_widgets(name: str, tmp_path: P
         assert "until our deployment is PRIMARY and COMPLETED" in shown  # the plan, as it was when the cell ended
         assert "read the plan and the diff" in shown
     elif name == "audit":
-        assert "revisions of 3 families in the library" in shown
-        assert any(state.get("description") == "family" and state.get("index") == 2 for state in states.values())
+        families = sorted(s.name for s in DEMO.services)
+        assert f"revisions of {len(families)} families in the library" in shown
+        web = 1 + families.index("web")  # the family dropdown starts with "(all)"
+        assert any(state.get("description") == "family" and state.get("index") == web for state in states.values())
         tables = [
             out
             for cell in nb.cells

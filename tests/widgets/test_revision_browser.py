@@ -10,6 +10,7 @@ import pytest
 from opskit.aws import Aws
 from opskit.library import MASK, RevisionLibrary
 from opskit.sandbox import Sandbox
+from opskit.sandbox.demo import DEMO
 from opskit.widgets import RevisionBrowser
 from tests.widgets.conftest import WAIT
 
@@ -36,7 +37,7 @@ def test_sync_fills_the_table_newest_first(browser: RevisionBrowser, library: Re
     assert browser.progress.bar.value == 1.0
     revisions = library.revisions()
     assert len(browser.filtered) == len(revisions) > 50
-    assert browser.family.options == ("(all)", "api", "web", "worker")
+    assert browser.family.options == ("(all)", *sorted(s.name for s in DEMO.services))
     assert browser.filtered["registered_at"].is_monotonic_decreasing
     assert browser.table.frame is not None and list(browser.table.frame.columns)[:3] == ["family", "revision", "status"]
     assert f"{len(revisions)} of {len(revisions)} revisions" in browser.table.value

@@ -176,6 +176,16 @@ class LambdaRunner:
             self._threads.add(thread)
         thread.start()
 
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the invocations :meth:`start` began to end; True when none still runs.
+        (A callback may still be on its way when this returns.)"""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
+
     def close(self) -> None:
         """Kill every function still running, wait for their threads, remove the unpacked code."""
         with self._lock:
