@@ -18,6 +18,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
+from opskit.errors import AwsError
 from opskit.sandbox import Sandbox
 from opskit.sandbox.alb import AlbSetup, make_alb
 from tests.sandbox.elb_setup import health, weights
@@ -472,3 +473,75 @@ def test_the_services_stable_waiters_wait_for_the_whole_deployment(
     command = ["aws", "ecs", "wait", "services-stable", "--cluster", "prod", "--services", "web"]
     done = subprocess.run(command, env={**os.environ, **sandbox.env}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def rolling_with_early_success(sandbox: Sandbox, cleanup: str | None) -> str:
+    """web on v1 (4 tasks, at least half of them healthy, never more than 4), early success at 50 % with
+    ``cleanup`` (None: no early success); returns v2's ARN, to deploy. Raw JSON: older botocore lacks the setting."""
+    config: dict[str, Any] = {"minimumHealthyPercent": 50, "maximumPercent": 100}
+    if cleanup:
+        config["earlySuccessCriteria"] = {"enable": True, "healthyPercent": 50, "sourceServiceRevisionCleanup": cleanup}
+    body = {"cluster": "prod", "serviceName": "web", "taskDefinition": revision(sandbox, "v1"), "desiredCount": 4}
+    sandbox.aws().call_json("ecs", "CreateService", {**body, "deploymentConfiguration": config})
+    play(sandbox, 120)
+    assert record(sandbox)["status"] == "SUCCESSFUL" and running(sandbox) == {"web:1": 4}
+    return revision(sandbox, "v2")
+
+
+def until_over(sandbox: Sandbox, arn: str, seconds: float = 600) -> dict[str, int]:
+    """Move the clock a second at a time until the deployment is over; the tasks running at that moment."""
+    for _ in range(int(seconds)):
+        sandbox.clock.advance(1)
+        if record(sandbox, arn)["status"] != "IN_PROGRESS":
+            return running(sandbox)
+    raise AssertionError(f"{arn} still in progress after {seconds} s")
+
+
+@pytest.mark.parametrize(
+    ("cleanup", "at_success"),
+    [
+        (None, {"web:2": 4}),  # the default: every task replaced, the old ones gone, then stable for a while
+        ("DEFERRED", {"web:1": 2, "web:2": 2}),  # half of v2 healthy: done; v1's tasks go after
+        ("BLOCKING", {"web:2": 2}),  # half of v2 healthy, v1's tasks stopped: done; v2's other two start after
+    ],
+    ids=["default", "deferred", "blocking"],
+)
+def test_early_success_completes_a_rolling_deployment_once_its_healthy_percent_runs(
+    sandbox: Sandbox, cleanup: str | None, at_success: dict[str, int]
+) -> None:
+    arn = deploy(sandbox, rolling_with_early_success(sandbox, cleanup))
+    assert until_over(sandbox, arn) == at_success
+    assert record(sandbox, arn)["status"] == "SUCCESSFUL"
+    play(sandbox, 120)  # the service goes on to its desired count on v2 alone
+    assert running(sandbox) == {"web:2": 4} and len(service(sandbox)["deployments"]) == 1
+
+
+def test_early_success_is_checked_as_ecs_checks_it(sandbox: Sandbox, alb: AlbSetup) -> None:
+    aws, v1 = sandbox.aws(), revision(sandbox, "v1")
+    body = {"cluster": "prod", "serviceName": "web", "taskDefinition": v1, "desiredCount": 1}
+    early = {"enable": True, "healthyPercent": 50, "sourceServiceRevisionCleanup": "DEFERRED"}
+    cases = [
+        ({"earlySuccessCriteria": early}, "minimumHealthyPercent (100)"),  # below the default minimum
+        ({"minimumHealthyPercent": 50, "earlySuccessCriteria": {**early, "healthyPercent": 101}}, "healthyPercent"),
+        (
+            {"minimumHealthyPercent": 50, "earlySuccessCriteria": {**early, "sourceServiceRevisionCleanup": "X"}},
+            "BLOCKING or",
+        ),
+        ({"minimumHealthyPercent": 50, "earlySuccessCriteria": {"healthyPercent": 50}}, "needs enable"),
+        (
+            {
+                "strategy": "BLUE_GREEN",
+                "bakeTimeInMinutes": 1,
+                "minimumHealthyPercent": 50,
+                "earlySuccessCriteria": early,
+            },
+            "ROLLING strategy only",
+        ),
+    ]
+    for config, words in cases:
+        extra = {"loadBalancers": [alb.load_balancer()]} if "strategy" in config else {}
+        with pytest.raises(AwsError) as refused:
+            aws.call_json("ecs", "CreateService", {**body, **extra, "deploymentConfiguration": config})
+        assert refused.value.code == "InvalidParameterException" and words in str(refused.value), config
+    disabled = {"minimumHealthyPercent": 50, "earlySuccessCriteria": {"enable": False}}
+    aws.call_json("ecs", "CreateService", {**body, "deploymentConfiguration": disabled})

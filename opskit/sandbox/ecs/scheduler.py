@@ -316,6 +316,13 @@ class Scheduler(TaskLifecycle):
                 healthy -= task.healthy
                 self.stop(task, at, cause)
                 drained.append(task)
+        criteria = _early_success(service)
+        if criteria and criteria.get("sourceServiceRevisionCleanup") == "BLOCKING" and _early_success_met(service):
+            # Early success with BLOCKING: the source revisions' tasks go now, and the deployment completes after.
+            rest = [t for d in old for t in d.live_tasks]
+            for task in rest:
+                self.stop(task, at, cause)
+            drained += rest
         primary.desired_count = desired
         for deployment in old:
             deployment.desired_count = len(deployment.live_tasks)
@@ -353,7 +360,16 @@ class Scheduler(TaskLifecycle):
             primary.ready_since = at
             self.schedule(at + STABILIZE_SECONDS, lambda at: self.settle(service, at))
         stable = settled and primary.ready_since is not None and at - primary.ready_since >= STABILIZE_SECONDS
-        if stable and primary.rollout_state == IN_PROGRESS:
+        criteria = _early_success(service)
+        early = (
+            criteria is not None
+            and _early_success_met(service)
+            and (
+                criteria.get("sourceServiceRevisionCleanup") == "DEFERRED"
+                or not any(d.live_tasks or _winding_down(d) for d in service.deployments[1:])
+            )
+        )
+        if (stable or early) and primary.rollout_state == IN_PROGRESS:
             primary.rollout_state = COMPLETED
             primary.rollout_state_reason = f"ECS deployment {primary.id} completed."
             primary.updated_at = when
@@ -469,6 +485,22 @@ class Scheduler(TaskLifecycle):
             del self.services[key]
             for record in service.service_deployments:
                 self.service_deployments.pop(record.arn, None)
+
+
+def _early_success(service: Service) -> dict[str, Any] | None:
+    """The service's earlySuccessCriteria when enabled (CreateService and UpdateService allow it on ROLLING only)."""
+    criteria = service.deployment_configuration.get("earlySuccessCriteria") or {}
+    return criteria if criteria.get("enable") else None
+
+
+def _early_success_met(service: Service) -> bool:
+    """Has the PRIMARY deployment, still in progress, healthyPercent of the desired count (rounded up, as AWS
+    documents: 50 % of 3 is 2) healthy? The tasks still missing start as the service scales, after the deployment."""
+    criteria, primary = _early_success(service), service.primary
+    if criteria is None or primary.rollout_state != IN_PROGRESS or service.status != ACTIVE:
+        return False
+    needed = -(-service.desired_count * int(criteria.get("healthyPercent", 100)) // 100)
+    return sum(1 for t in primary.live_tasks if t.healthy) >= needed
 
 
 def _winding_down(deployment: Deployment) -> bool:

@@ -361,6 +361,7 @@ def _check_strategy(config: dict[str, Any]) -> None:
     canary = config.get("canaryConfiguration") or {}
     _percent(canary, "canaryPercent", 0.1, "canaryConfiguration")
     _minutes(canary, "canaryBakeTimeInMinutes", "canaryConfiguration")
+    _check_early_success(config, strategy)
     hooks = config.get("lifecycleHooks") or []
     if not isinstance(hooks, list):
         raise invalid_parameter("deploymentConfiguration.lifecycleHooks must be a list of hooks.")
@@ -374,6 +375,29 @@ def _check_strategy(config: dict[str, Any]) -> None:
         or not all(isinstance(n, str) and n for n in alarms["alarmNames"])
     ):
         raise invalid_parameter("deploymentConfiguration.alarms needs alarmNames, enable and rollback.")
+
+
+def _check_early_success(config: dict[str, Any], strategy: str) -> None:
+    """earlySuccessCriteria as ECS's API reference states it: rolling deployments only; when enabled, healthyPercent
+    (a whole percent from minimumHealthyPercent to 100) and sourceServiceRevisionCleanup are required."""
+    criteria = config.get("earlySuccessCriteria")
+    if criteria is None:
+        return
+    where = "deploymentConfiguration.earlySuccessCriteria"
+    if not isinstance(criteria, dict) or not isinstance(criteria.get("enable"), bool):
+        raise invalid_parameter(f"{where} needs enable, true or false.")
+    if not criteria["enable"]:
+        return
+    if strategy != "ROLLING":
+        raise invalid_parameter(f"{where} applies to the ROLLING strategy only.")
+    percent, low = criteria.get("healthyPercent"), config.get("minimumHealthyPercent", 100)
+    low = low if isinstance(low, int) and 0 <= low <= 100 else 0  # a bad one is refused on its own after this
+    if not isinstance(percent, int) or isinstance(percent, bool) or not low <= percent <= 100:
+        raise invalid_parameter(
+            f"{where}.healthyPercent must be a whole percent from minimumHealthyPercent ({low}) to 100."
+        )
+    if criteria.get("sourceServiceRevisionCleanup") not in ("BLOCKING", "DEFERRED"):
+        raise invalid_parameter(f"{where}.sourceServiceRevisionCleanup must be BLOCKING or DEFERRED.")
 
 
 def _check_hook(hook: Any) -> None:
