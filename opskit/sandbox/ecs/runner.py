@@ -115,6 +115,7 @@ class ContainerRunner:
         self._sinks: dict[str, ReportSink] = {}  # task id -> where its reports go
         self._stopping: set[str] = set()  # tasks being stopped: starts still in flight must not start more
         self._pulled: set[str] = set()  # image references this runner pulled (untagged again on close)
+        self._exits: set[tuple[str, str]] = set()  # (task id, container) whose exit was reported
         self._closed = False
         self._events: Any = None
         self._watcher = threading.Thread(target=self._watch, name="opskit-runner-events", daemon=True)
@@ -145,6 +146,7 @@ class ContainerRunner:
         with self._lock:
             self._sinks.pop(task_id, None)
             self._stopping.discard(task_id)
+            self._exits = {exit for exit in self._exits if exit[0] != task_id}
         if self.awslogs is not None:
             self.awslogs.forget(task_id)
 
@@ -212,6 +214,15 @@ class ContainerRunner:
             if follower is not None:
                 follower.follow(container)
         self._report(Report(task_id, "started", runtime_ids=runtime_ids))
+        # A container that exits at once can be gone before the engine's event stream tells us (seen under load):
+        # one look after the start reports its exit too; the event, if it comes, is not reported twice.
+        for name, container_id in runtime_ids.items():
+            try:
+                state = self.docker.api.inspect_container(container_id).get("State") or {}
+            except Exception:
+                continue  # removed meanwhile (a stop): its exit was the stop's
+            if state.get("Status") in ("exited", "dead"):
+                self._exited(task_id, name, int(state.get("ExitCode", -1)))
 
     def _log_follower(self, task_id: str, spec: ContainerSpec, container_id: str) -> LogFollower | None:
         """The container's log stream, ready before it starts (a missing log group fails the start)."""
@@ -331,15 +342,23 @@ class ContainerRunner:
                 code = int(attributes.get("exitCode", "0"))
             except ValueError:
                 code = -1
-            exited = Report(task_id, "exited", container=name, exit_code=code)
-            if self.awslogs is not None:  # the task stops on this report: its log is complete first
-                self.awslogs.then(task_id, name, lambda: self._report(exited))
-            else:
-                self._report(exited)
+            self._exited(task_id, name, code)
         elif action.startswith("health_status:"):
             health = action.split(":", 1)[1].strip()
             if health in ("healthy", "unhealthy"):
                 self._report(Report(task_id, "health", container=name, health=health))
+
+    def _exited(self, task_id: str, name: str, code: int) -> None:
+        """Report a container's exit once, whether the event stream or the look after its start saw it first."""
+        with self._lock:
+            if (task_id, name) in self._exits:
+                return
+            self._exits.add((task_id, name))
+        exited = Report(task_id, "exited", container=name, exit_code=code)
+        if self.awslogs is not None:  # the task stops on this report: its log is complete first
+            self.awslogs.then(task_id, name, lambda: self._report(exited))
+        else:
+            self._report(exited)
 
     def _report(self, report: Report) -> None:
         with self._lock:
