@@ -69,11 +69,12 @@ class TerminalProgress:
 
 
 def report_record(record: ReleaseRecord, output_format: str) -> None:
-    """Print a release or rollback record (stdout) and exit 1 with its reason (stderr) when it failed."""
+    """Print a release or rollback record (stdout) and, when it failed, its reason (stderr) and exit with the
+    outcome's code (1 rolled back, 3 rollback failed, 4 stopped, 5 timed out)."""
     if output_format == "json":
         click.echo(record.to_json())
     else:
         click.echo(record.to_text())
     if not record.ok:
         click.echo(f"opskit: {record.kind} failed: {record.outcome}: {record.reason}", err=True)
-        sys.exit(1)
+        sys.exit(record.exit_code)

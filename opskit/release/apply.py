@@ -26,8 +26,8 @@ from opskit.release import images
 from opskit.release.lock import holders_in, service_lock
 from opskit.release.plan import ReleasePlan, describe_service, existing_digest
 from opskit.release.record import ReleaseRecord
+from opskit.release.rollout import Outcome, Rollout, Verdict, strategy_of
 from opskit.release.taskdef import with_images
-from opskit.release.wait import WaitResult, wait_for_deployment
 
 FRESH_PLAN_SECONDS = 30.0  # a plan younger than this is the world as it is; an older one is read again where it matters
 
@@ -109,7 +109,7 @@ def apply_release(
         _build_and_push(plan, aws, stages, record, journal, docker if docker is not None else plan.docker)
         _register(plan, aws, stages, record, journal)
         assert record.revision_arn is not None
-        since = deploy(
+        rollout, since = deploy(
             aws,
             options.cluster,
             options.service,
@@ -120,8 +120,8 @@ def apply_release(
             record=record,
             journal=journal,
         )
-        result = follow(aws, options.cluster, options.service, stages, record, since, timeout, poll_interval)
-    return settle(record, journal, result)
+        verdict = follow(rollout, stages, record, since, timeout, poll_interval)
+    return settle(record, journal, verdict)
 
 
 @contextmanager
@@ -135,14 +135,14 @@ def refusals(record: ReleaseRecord, journal: Journal) -> Iterator[None]:
 
 
 def _refuse(record: ReleaseRecord, journal: Journal, error: OpskitError) -> None:
-    record.outcome, record.reason, record.finished_at = "REFUSED", str(error), _now()
+    record.outcome, record.reason, record.finished_at = Outcome.REFUSED.value, str(error), _now()
     journal.write("refused", reason=str(error))
 
 
-def settle(record: ReleaseRecord, journal: Journal, result: WaitResult) -> ReleaseRecord:
-    """The rollout's outcome, in the record and the journal."""
-    record.outcome, record.reason, record.finished_at = result.outcome, result.reason, _now()
-    journal.write("finished", outcome=result.outcome, reason=result.reason)
+def settle(record: ReleaseRecord, journal: Journal, verdict: Verdict) -> ReleaseRecord:
+    """The rollout's verdict, in the record and the journal."""
+    record.outcome, record.reason, record.finished_at = verdict.outcome.value, verdict.reason, _now()
+    journal.write("finished", outcome=verdict.outcome.value, reason=verdict.reason)
     return record
 
 
@@ -252,14 +252,16 @@ def deploy(
     stages: Stages,
     record: ReleaseRecord,
     journal: Journal,
-) -> Any:
-    """Point the service at ``revision_arn`` after re-reading it; returns when (to hide older events).
+) -> tuple[Rollout, Any]:
+    """Point the service at ``revision_arn`` after re-reading it; returns the rollout to follow and when it began
+    (to hide older events).
 
     Refuses, unless ``force``, when the service moved off ``expected_live`` since the plan or a deployment is
     still in progress: that is someone else releasing at the same time. A deployment of ``revision_arn`` itself,
-    in progress or done, is followed instead.
+    in progress or done, is followed instead. A service whose deployments ECS does not run is refused.
     """
     _, current_service = describe_service(aws, cluster, service)
+    strategy_of(current_service)
     current = str(current_service["taskDefinition"])
     deployments = current_service.get("deployments", [])
     primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
@@ -270,7 +272,9 @@ def deploy(
         rolling = len(deployments) > 1 or primary.get("rolloutState") == "IN_PROGRESS"
         stages.skip("update", f"{service} already {'rolls out' if rolling else 'runs'} {short}")
         record.deployment_id = primary.get("id")
-        return primary.get("createdAt") if rolling else None
+        rollout = Rollout.for_service(aws, current_service)
+        record.service_deployment_arn = rollout.arn
+        return rollout, primary.get("createdAt") if rolling else None
     if not force:
         if current != expected_live:
             raise ConflictError(
@@ -283,29 +287,20 @@ def deploy(
             )
     with stages.stage("update", f"updating {service} to {short}"):
         answer = aws.client("ecs").update_service(cluster=cluster, service=service, taskDefinition=revision_arn)
-        ours = next(d for d in answer["service"]["deployments"] if d.get("status") == "PRIMARY")
+        updated = answer["service"]
+        ours = next(d for d in updated["deployments"] if d.get("status") == "PRIMARY")
         record.deployment_id = str(ours["id"])
-        journal.write("updated", deployment_id=record.deployment_id)
-        return ours.get("createdAt")
+        rollout = Rollout.for_service(aws, updated)
+        record.service_deployment_arn = rollout.arn
+        journal.write("updated", deployment_id=record.deployment_id, service_deployment_arn=rollout.arn)
+        return rollout, ours.get("createdAt")
 
 
-def follow(
-    aws: Aws, cluster: str, service: str, stages: Stages, record: ReleaseRecord, since: Any, timeout: float, poll: float
-) -> WaitResult:
-    """Wait for the record's deployment; the wait stage fails (in the progress) when the rollout does."""
-    assert record.deployment_id is not None
-    stages.progress(ProgressEvent("wait", "started", f"waiting for {record.deployment_id}"))
+def follow(rollout: Rollout, stages: Stages, record: ReleaseRecord, since: Any, timeout: float, poll: float) -> Verdict:
+    """Follow the rollout to ECS's verdict; the wait stage fails (in the progress) when the rollout does."""
+    stages.progress(ProgressEvent("wait", "started", f"following {rollout.strategy} deployment {record.deployment_id}"))
     started = time.monotonic()
-    result = wait_for_deployment(
-        aws,
-        cluster,
-        service,
-        record.deployment_id,
-        progress=stages.progress,
-        timeout=timeout,
-        poll_interval=poll,
-        since=since,
-    )
+    verdict = rollout.follow(progress=stages.progress, timeout=timeout, poll_interval=poll, since=since)
     record.stages["wait"] = round(time.monotonic() - started, 3)
-    stages.progress(ProgressEvent("wait", "done" if result.ok else "failed", result.reason))
-    return result
+    stages.progress(ProgressEvent("wait", "done" if verdict.ok else "failed", verdict.reason))
+    return verdict

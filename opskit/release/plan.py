@@ -18,6 +18,7 @@ from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError, O
 from opskit.git import Checkout, read_checkout
 from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
 from opskit.release.images import OCI_REVISION, BuildSpec, RegistryAuth
+from opskit.release.rollout import strategy_of
 from opskit.release.taskdef import MAX_BODY_BYTES, body_size, diff, registrable, same_body, with_images
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ class ReleasePlan:
     local_image: str | None = None
     service_tags: tuple[dict[str, str], ...] = ()  # the service's tags as the plan read them (lock holders among them)
     live_tags: tuple[dict[str, str], ...] = ()  # the live revision's tags, which the new revision carries on
+    strategy: str = "ROLLING"  # how ECS deploys the service (deploymentConfiguration.strategy)
     planned_at: float = field(default_factory=time.monotonic)
     # The engine the plan asked (it is asked again only when this is gone): not part of what the plan says.
     docker: Any = field(default=None, compare=False, repr=False)
@@ -191,6 +193,7 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         )
     tag = release_tag(commit, options)
     cluster_arn, service = describe_service(aws, options.cluster, options.service, tags=True)
+    strategy = strategy_of(service)  # refuses a service that CodeDeploy or an external controller deploys
     live_arn = str(service["taskDefinition"])
     described = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": live_arn, "include": ["TAGS"]})
     live_body = described["taskDefinition"]
@@ -238,6 +241,7 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         local_image=local,
         service_tags=tuple(service.get("tags") or ()),
         live_tags=tuple(described.get("tags") or ()),
+        strategy=strategy,
         docker=docker,
     )
     return replace(plan, steps=_steps(plan))
@@ -435,5 +439,6 @@ def _steps(plan: ReleasePlan) -> tuple[Step, ...]:
         steps.append(
             Step("update", "run", f"{plan.options.cluster}/{plan.options.service} from {_short(plan.live_arn)}")
         )
-    steps.append(Step("wait", "run", "until our deployment is PRIMARY and COMPLETED"))
+    verdict = f"until ECS records the {plan.strategy} deployment's verdict (SUCCESSFUL, or why not)"
+    steps.append(Step("wait", "run", verdict))
     return tuple(steps)

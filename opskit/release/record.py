@@ -20,15 +20,23 @@ class ReleaseRecord:
     digest: str | None
     revision_arn: str | None
     deployment_id: str | None
-    outcome: str  # COMPLETED, FAILED, ROLLED_BACK, REPLACED, TIMED_OUT, REFUSED
+    outcome: str  # an Outcome's value (opskit.release.rollout): COMPLETED, ROLLED_BACK, ... or IN_PROGRESS
     reason: str
     started_at: str
     finished_at: str | None = None
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    service_deployment_arn: str | None = None  # the service deployment ECS recorded, whose status is the verdict
 
     @property
     def ok(self) -> bool:
         return self.outcome == "COMPLETED"
+
+    @property
+    def exit_code(self) -> int:
+        """What the command exits with for this record (documented with :class:`~opskit.release.rollout.Outcome`)."""
+        from opskit.release.rollout import Outcome
+
+        return Outcome(self.outcome).exit_code if self.outcome in Outcome.__members__ else 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -174,7 +174,7 @@ def apply_rollback(
     journal.write("started", plan=plan.to_dict())
     stages = Stages(progress, record)
     with refusals(record, journal), service_lock(aws, plan.service_arn, force=plan.force):
-        since = deploy(
+        rollout, since = deploy(
             aws,
             plan.cluster,
             plan.service,
@@ -185,8 +185,8 @@ def apply_rollback(
             record=record,
             journal=journal,
         )
-        result = follow(aws, plan.cluster, plan.service, stages, record, since, timeout, poll_interval)
-    return settle(record, journal, result)
+        verdict = follow(rollout, stages, record, since, timeout, poll_interval)
+    return settle(record, journal, verdict)
 
 
 def _resolve_to(aws: Aws, family: str, to: str) -> str:

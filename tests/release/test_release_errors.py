@@ -15,7 +15,7 @@ import pytest
 from opskit.aws import Aws
 from opskit.errors import OpskitError
 from opskit.release import ReleaseOptions, apply_release, plan_release
-from tests.release.conftest import World, git
+from tests.release.conftest import World, git, unstartable
 
 FAST = {"poll_interval": 0.1, "timeout": 120}
 
@@ -257,3 +257,34 @@ def test_cli_exit_codes_and_one_line_errors(world: World) -> None:
     record = json.loads(done.stdout)
     assert record["outcome"] == "COMPLETED" and record["revision_arn"].endswith("web:2")
     assert "ok    build" in done.stderr and "deployment completed" in done.stderr
+
+    # A release ECS rolls back exits with ROLLED_BACK's code, ECS's reason on stderr, the record on stdout.
+    world.commit("cannot start", Dockerfile=unstartable((world.app / "Dockerfile").read_text()))
+    rolled = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opskit",
+            "release",
+            "--cluster",
+            "prod",
+            "--service",
+            "web",
+            "--path",
+            str(world.app),
+            "--format",
+            "json",
+            "--poll-interval",
+            "0.1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert rolled.returncode == 1, rolled.stderr
+    record = json.loads(rolled.stdout)
+    assert record["outcome"] == "ROLLED_BACK" and record["service_deployment_arn"].startswith("arn:aws:ecs:")
+    (last,) = rolled.stderr.strip().splitlines()[-1:]
+    assert last.startswith("opskit: release failed: ROLLED_BACK: ") and last.endswith("ECS rolled back to web:2")
+    assert "circuit breaker: " in last

@@ -314,12 +314,9 @@ def test_an_image_that_cannot_be_pulled_trips_the_breaker_and_blue_takes_over(sa
     assert weights(elbv2, alb.production_rule_arn) == {alb.blue_arn: 100, alb.green_arn: 0}
 
 
-@pytest.mark.parametrize("strategy", ["ROLLING", "BLUE_GREEN"])
-def test_an_alarm_in_alarm_fails_the_deployment_and_rolls_it_back(
-    sandbox: Sandbox, alb: AlbSetup, strategy: str
-) -> None:
-    cloudwatch = sandbox.client("cloudwatch")
-    cloudwatch.put_metric_alarm(
+def web_5xx_alarm(sandbox: Sandbox) -> dict[str, Any]:
+    """The CloudWatch alarm ``web-5xx`` (OK until a test sets it), and the deployment's ``alarms`` that watch it."""
+    sandbox.client("cloudwatch").put_metric_alarm(
         AlarmName="web-5xx",
         MetricName="HTTPCode_Target_5XX_Count",
         Namespace="AWS/ApplicationELB",
@@ -329,10 +326,15 @@ def test_an_alarm_in_alarm_fails_the_deployment_and_rolls_it_back(
         Threshold=1.0,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
-    config: dict[str, Any] = {
-        "strategy": strategy,
-        "alarms": {"alarmNames": ["web-5xx"], "enable": True, "rollback": True},
-    }
+    return {"alarmNames": ["web-5xx"], "enable": True, "rollback": True}
+
+
+@pytest.mark.parametrize("strategy", ["ROLLING", "BLUE_GREEN"])
+def test_an_alarm_in_alarm_fails_the_deployment_and_rolls_it_back(
+    sandbox: Sandbox, alb: AlbSetup, strategy: str
+) -> None:
+    cloudwatch = sandbox.client("cloudwatch")
+    config: dict[str, Any] = {"strategy": strategy, "alarms": web_5xx_alarm(sandbox)}
     if strategy == "BLUE_GREEN":
         config["bakeTimeInMinutes"] = 10
     v2 = create(sandbox, alb, config)

@@ -129,7 +129,8 @@ def test_a_release_the_circuit_breaker_rolls_back_is_an_error_with_the_reason(de
     panel.wait(WAIT)
     assert panel.record is not None and panel.record.outcome == "ROLLED_BACK"
     assert panel.messages.kind == "error"
-    assert "ROLLED_BACK: ECS deployment circuit breaker" in panel.messages.text
+    assert "ROLLED_BACK: " in panel.messages.text and "circuit breaker: " in panel.messages.text
+    assert "ECS rolled back to web:30" in panel.messages.text
     assert panel.progress.stages["wait"].state == "failed"
     assert any("rolling back" in line for line in panel.progress.log_lines)
 

@@ -1,0 +1,290 @@
+"""Following one service deployment to its verdict, as ECS itself records it.
+
+ECS keeps a record of every service deployment (DescribeServiceDeployments): its status, the lifecycle stage it is
+in, the target and source service revisions with their task counts and traffic weights, its lifecycle hooks, the
+circuit breaker's count against its threshold, its alarms, and why it was rolled back. The verdict is that record's
+final status, never which deployment happens to be PRIMARY: a poll that comes late, or misses a stage, reads the
+same verdict. What a person watching would want is reported as it changes, one line per thing that changed.
+
+ECS runs ROLLING, BLUE_GREEN, LINEAR and CANARY deployments itself; a service whose deployments another controller
+runs (CodeDeploy, or EXTERNAL) is refused: opskit's release would fight that controller.
+
+>>> rollout = Rollout.for_service(aws, described_service)                       # doctest: +SKIP
+>>> verdict = rollout.follow(progress=print, timeout=1800, poll_interval=5)     # doctest: +SKIP
+>>> verdict.outcome, verdict.outcome.exit_code, verdict.reason                  # doctest: +SKIP
+(<Outcome.ROLLED_BACK: 'ROLLED_BACK'>, 1, 'Circuit breaker failure threshold reached. ECS rolled back to web:29')
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from opskit.aws import Aws
+from opskit.errors import ConfigError
+from opskit.progress import Progress, ProgressEvent, ignore
+
+STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
+# Statuses of a service deployment that is still going (ECS's ServiceDeploymentStatus).
+GOING = ("PENDING", "IN_PROGRESS", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED")
+SLOW_STAGES = ("BAKE_TIME",)  # nothing moves for minutes: polled less often
+SLOW_FACTOR = 3.0
+
+
+class Outcome(StrEnum):
+    """How a release or rollback ended; :attr:`exit_code` is what ``opskit release`` and ``rollback`` exit with."""
+
+    COMPLETED = "COMPLETED"  # ECS recorded the deployment SUCCESSFUL
+    ROLLED_BACK = "ROLLED_BACK"  # ECS rolled it back (circuit breaker, alarm, hook, a rollback request) and that worked
+    REFUSED = "REFUSED"  # opskit did not deploy: the plan's check failed, or AWS refused a step
+    ROLLBACK_FAILED = "ROLLBACK_FAILED"  # ECS rolled it back and the rollback failed too
+    STOPPED = "STOPPED"  # stopped where it stood: by request (ABORT), a newer deployment, or a monitor without rollback
+    TIMED_OUT = "TIMED_OUT"  # still going when the wait gave up; it goes on in ECS
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self]
+
+
+EXIT_CODES = {
+    Outcome.COMPLETED: 0,
+    Outcome.ROLLED_BACK: 1,
+    Outcome.REFUSED: 2,
+    Outcome.ROLLBACK_FAILED: 3,
+    Outcome.STOPPED: 4,
+    Outcome.TIMED_OUT: 5,
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    reason: str
+    record: dict[str, Any] = field(default_factory=dict, compare=False)  # the service deployment as ECS sent it
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.COMPLETED
+
+
+def strategy_of(service: dict[str, Any]) -> str:
+    """The deployment strategy ECS runs for ``service`` (DescribeServices), or a one-line refusal when ECS does not
+    run its deployments."""
+    controller = (service.get("deploymentController") or {}).get("type", "ECS")
+    name = service.get("serviceName", "the service")
+    if controller == "CODE_DEPLOY":
+        raise ConfigError(
+            f"{name} is deployed by CodeDeploy (deploymentController CODE_DEPLOY): release it through CodeDeploy, or "
+            "move it to ECS's own BLUE_GREEN strategy"
+        )
+    if controller != "ECS":
+        raise ConfigError(
+            f"{name} is deployed by an external controller (deploymentController {controller}): release it with that "
+            "controller; opskit follows deployments that ECS runs"
+        )
+    strategy = str((service.get("deploymentConfiguration") or {}).get("strategy") or "ROLLING")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"{name} deploys with strategy {strategy}, which this opskit does not know: upgrade opskit")
+    return strategy
+
+
+class Rollout:
+    """One service deployment, followed through its record until ECS says how it ended."""
+
+    def __init__(self, aws: Aws, arn: str, *, strategy: str = "ROLLING", cluster: str, service: str) -> None:
+        self.aws, self.arn, self.strategy = aws, arn, strategy
+        self.cluster, self.service = cluster, service
+        self._revisions: dict[str, str] = {}  # service revision ARN -> family:revision
+        self._shown: dict[str, str] = {}
+        self._events: set[str] | None = None
+
+    @classmethod
+    def for_service(cls, aws: Aws, service: dict[str, Any], arn: str | None = None) -> Rollout:
+        """The rollout of ``service``'s current service deployment (or of ``arn``)."""
+        strategy = strategy_of(service)
+        arn = arn or service.get("currentServiceDeployment")
+        if not arn:
+            raise ConfigError(
+                f"{service.get('serviceName')} names no current service deployment: ECS did not start one; "
+                "update the service and try again"
+            )
+        cluster = str(service.get("clusterArn", "")).rsplit("/", 1)[-1]
+        return cls(aws, str(arn), strategy=strategy, cluster=cluster, service=str(service.get("serviceName")))
+
+    # -- reading ------------------------------------------------------------------------------------------------------
+    def read(self) -> dict[str, Any]:
+        """The service deployment as ECS sends it (raw: an older botocore drops hooks and other new fields)."""
+        answer = self.aws.call_json("ecs", "DescribeServiceDeployments", {"serviceDeploymentArns": [self.arn]})
+        found = answer.get("serviceDeployments") or []
+        if not found:
+            failures = "; ".join(f"{f.get('reason')}: {f.get('detail', '')}" for f in answer.get("failures") or [])
+            raise ConfigError(f"ECS has no service deployment {self.arn} ({failures or 'not found'}): check the region")
+        return dict(found[0])
+
+    def revision(self, service_revision_arn: str | None) -> str:
+        """family:revision of a service revision (one DescribeServiceRevisions per revision, remembered)."""
+        if not service_revision_arn:
+            return "?"
+        if service_revision_arn not in self._revisions:
+            answer = self.aws.call_json(
+                "ecs", "DescribeServiceRevisions", {"serviceRevisionArns": [service_revision_arn]}
+            )
+            for found in answer.get("serviceRevisions") or []:
+                self._revisions[found["serviceRevisionArn"]] = str(found.get("taskDefinition", "?")).rsplit("/", 1)[-1]
+        return self._revisions.get(service_revision_arn, "?")
+
+    def verdict(self, record: dict[str, Any]) -> Verdict | None:
+        """How the deployment ended, in the words of its record; None while it is still going."""
+        status = record.get("status")
+        if status in GOING:
+            return None
+        said = str(record.get("statusReason") or "").strip()
+        rollback = record.get("rollback") or {}
+        if status == "SUCCESSFUL":
+            return Verdict(Outcome.COMPLETED, said or "the deployment completed", record)
+        if status in ("ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"):
+            why = str(rollback.get("reason") or said or "ECS rolled the deployment back").strip()
+            why = f"{why.rstrip('.')}{_monitors(record)}"
+            to = self.revision(rollback.get("serviceRevisionArn"))
+            if status == "ROLLBACK_SUCCESSFUL":
+                return Verdict(Outcome.ROLLED_BACK, f"{_sentence(why)} ECS rolled back to {to}", record)
+            return Verdict(Outcome.ROLLBACK_FAILED, f"{_sentence(why)} The rollback to {to} failed: {said}", record)
+        if status == "STOPPED":
+            return Verdict(
+                Outcome.STOPPED, f"{(said or 'the deployment was stopped').rstrip('.')}{_monitors(record)}", record
+            )
+        return Verdict(Outcome.STOPPED, f"the deployment ended as {status}: {said}".rstrip(": "), record)
+
+    # -- what a person watching wants to see ---------------------------------------------------------------------------
+    def facets(self, record: dict[str, Any]) -> dict[str, str]:
+        """What the record says now, one line per thing that can change: status, stage, each revision's tasks and
+        traffic, each hook, the circuit breaker, the alarms."""
+        out = {"status": str(record.get("status"))}
+        if record.get("lifecycleStage"):
+            out["stage"] = f"stage {record['lifecycleStage']}"
+        target = record.get("targetServiceRevision") or {}
+        out["target"] = f"{self.revision(target.get('arn'))} (new): {_revision_line(target)}"
+        for source in record.get("sourceServiceRevisions") or []:
+            out[f"source {source.get('arn')}"] = f"{self.revision(source.get('arn'))} (old): {_revision_line(source)}"
+        for hook in record.get("lifecycleHookDetails") or []:
+            kind = "PAUSE" if hook.get("targetType") == "PAUSE" else str(hook.get("targetArn", "")).rsplit(":", 1)[-1]
+            line = f"hook {hook.get('hookId')} ({kind}): {hook.get('status')}"
+            if hook.get("status") == "AWAITING_ACTION":
+                line += f", {hook.get('timeoutAction', 'ROLLBACK')} at {_when(hook.get('expiresAt'))} unless continued"
+            out[f"hook {hook.get('hookId')}"] = line
+        breaker = record.get("deploymentCircuitBreaker") or {}
+        if breaker.get("status") not in (None, "DISABLED"):
+            out["breaker"] = (
+                f"circuit breaker {breaker.get('status')}: {breaker.get('failureCount', 0)} of "
+                f"{breaker.get('threshold', '?')} failed tasks"
+            )
+        alarms = record.get("alarms") or {}
+        if alarms.get("status") not in (None, "DISABLED"):
+            triggered = alarms.get("triggeredAlarmNames") or []
+            named = f": {', '.join(triggered)} in ALARM" if triggered else ""
+            out["alarms"] = f"alarms {alarms.get('status')}{named}"
+        return out
+
+    def report(self, record: dict[str, Any], progress: Progress) -> None:
+        """Report what changed since the last report, and the target's task counts as the progress bar."""
+        for key, line in self.facets(record).items():
+            if key != "status" and self._shown.get(key) != line:
+                progress(ProgressEvent("wait", "log", line))
+                self._shown[key] = line
+        target = record.get("targetServiceRevision") or {}
+        running, wanted = int(target.get("runningTaskCount") or 0), int(target.get("requestedTaskCount") or 0)
+        stage = f" ({record['lifecycleStage']})" if record.get("lifecycleStage") else ""
+        progress(ProgressEvent("wait", "running", f"{running}/{wanted} running{stage}", done=running, total=wanted))
+
+    def service_events(self, progress: Progress, since: Any = None) -> None:
+        """New service events (DescribeServices), as ECS words them; those before ``since`` are history."""
+        ecs = self.aws.client("ecs")
+        (described,) = ecs.describe_services(cluster=self.cluster, services=[self.service])["services"] or [{}]
+        events = sorted(described.get("events", []), key=lambda e: e["createdAt"])
+        first = self._events is None
+        for event in events:
+            if (first and since is not None and event["createdAt"] >= since) or (
+                not first and event["id"] not in (self._events or set())
+            ):
+                progress(ProgressEvent("wait", "log", event["message"]))
+        self._events = (self._events or set()) | {e["id"] for e in events}
+
+    # -- following ----------------------------------------------------------------------------------------------------
+    def follow(
+        self,
+        *,
+        progress: Progress = ignore,
+        timeout: float = 1800.0,
+        poll_interval: float = 5.0,
+        since: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Verdict:
+        """Poll the record until the deployment ends or ``timeout`` seconds pass, reporting what changes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.service_events(progress, since)
+            record = self.read()
+            self.report(record, progress)
+            verdict = self.verdict(record)
+            if verdict is not None:
+                return verdict
+            left = deadline - time.monotonic()
+            if left <= 0:
+                facets = self.facets(record)
+                where = "; ".join(v for k, v in facets.items() if k in ("stage", "target")) or facets["status"]
+                return Verdict(
+                    Outcome.TIMED_OUT,
+                    f"service deployment {self.arn.rsplit('/', 1)[-1]} did not finish within {timeout:g} s "
+                    f"({record.get('status')}: {where}); it goes on in ECS",
+                    record,
+                )
+            slow = record.get("lifecycleStage") in SLOW_STAGES or any(
+                h.get("status") == "AWAITING_ACTION" for h in record.get("lifecycleHookDetails") or []
+            )
+            sleep(min(left, poll_interval * (SLOW_FACTOR if slow else 1.0)))
+
+
+def _revision_line(revision: dict[str, Any]) -> str:
+    line = (
+        f"{revision.get('runningTaskCount', 0)}/{revision.get('requestedTaskCount', 0)} running, "
+        f"{revision.get('pendingTaskCount', 0)} pending"
+    )
+    weights = [
+        f"{kind} {revision[key]:g}%"
+        for kind, key in (("production", "requestedProductionTrafficWeight"), ("test", "requestedTestTrafficWeight"))
+        if revision.get(key) is not None
+    ]
+    return line + (f", {' / '.join(weights)} of the traffic" if weights else "")
+
+
+def _monitors(record: dict[str, Any]) -> str:
+    """What the rollback monitors saw, for a reason: the tripped circuit breaker's count, the alarms in ALARM."""
+    said = []
+    breaker = record.get("deploymentCircuitBreaker") or {}
+    if breaker.get("status") == "TRIGGERED":
+        said.append(
+            f"circuit breaker: {breaker.get('failureCount', '?')} of {breaker.get('threshold', '?')} tasks failed"
+        )
+    triggered = (record.get("alarms") or {}).get("triggeredAlarmNames") or []
+    if triggered:
+        said.append(f"in ALARM: {', '.join(triggered)}")
+    return f" ({'; '.join(said)})" if said else ""
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _when(value: Any) -> str:
+    """An epoch-seconds timestamp as call_json returns it, in UTC."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, UTC).strftime("%H:%M:%S UTC")
+    return str(value)
+
+
+__all__ = ["EXIT_CODES", "Outcome", "Rollout", "Verdict", "strategy_of"]

@@ -1,0 +1,148 @@
+"""The rollout follows a service deployment through ECS's own record to its verdict, over HTTP against the sandbox
+(tasks simulated, the sandbox clock moved by the tests): each strategy to each ending, with polls far apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from opskit.errors import ConfigError
+from opskit.progress import ProgressEvent
+from opskit.release.rollout import EXIT_CODES, Outcome, Rollout, strategy_of
+from opskit.sandbox import Sandbox
+from opskit.sandbox.alb import AlbSetup, make_alb
+from tests.sandbox.test_strategies import (  # noqa: F401 (sandbox: the fixture)
+    create,
+    deploy,
+    play,
+    revision,
+    sandbox,
+    service,
+    web_5xx_alarm,
+)
+
+
+@pytest.fixture
+def alb(sandbox: Sandbox) -> AlbSetup:  # noqa: F811
+    return make_alb(sandbox)
+
+
+def rollout(sandbox: Sandbox) -> Rollout:  # noqa: F811
+    return Rollout.for_service(sandbox.aws(), service(sandbox))
+
+
+def clock_sleep(sandbox: Sandbox, scale: float = 1.0) -> Callable[[float], None]:  # noqa: F811
+    """A sleep that moves the sandbox's clock instead of waiting: ``scale`` sandbox seconds per second asked."""
+    return lambda seconds: sandbox.clock.advance(seconds * scale)
+
+
+def lines(events: list[ProgressEvent]) -> list[str]:
+    return [e.message for e in events if e.state == "log"]
+
+
+@pytest.mark.parametrize("poll", [5.0, 7200.0], ids=["polled-often", "polled-once-after-it-ended"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"strategy": "ROLLING"},
+        {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 2},
+        {"strategy": "CANARY", "canaryConfiguration": {"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 1}},
+        {"strategy": "LINEAR", "linearConfiguration": {"stepPercent": 50.0, "stepBakeTimeInMinutes": 1}},
+    ],
+    ids=lambda c: c["strategy"],
+)
+def test_each_strategy_completes_with_the_record_s_verdict(
+    sandbox: Sandbox,  # noqa: F811
+    alb: AlbSetup,
+    config: dict[str, Any],
+    poll: float,
+) -> None:
+    arn = deploy(sandbox, create(sandbox, alb, config))
+    following = rollout(sandbox)
+    assert (following.arn, following.strategy) == (arn, config["strategy"])
+    seen: list[ProgressEvent] = []
+    verdict = following.follow(progress=seen.append, poll_interval=poll, timeout=10**6, sleep=clock_sleep(sandbox))
+    assert verdict.outcome is Outcome.COMPLETED and verdict.outcome.exit_code == 0 and verdict.ok
+    assert verdict.record["status"] == "SUCCESSFUL"
+    said = lines(seen)
+    assert any(line.startswith("web:2 (new): 2/2 running") for line in said)
+    if config["strategy"] != "ROLLING" and poll == 5.0:  # what a person watching sees as it moves
+        assert "stage PRODUCTION_TRAFFIC_SHIFT" in said and "stage BAKE_TIME" in said
+        assert any("production 100% / test 100% of the traffic" in line for line in said)
+
+
+@pytest.mark.parametrize("poll", [5.0, 7200.0], ids=["polled-often", "polled-once-after-it-ended"])
+@pytest.mark.parametrize("strategy", ["ROLLING", "BLUE_GREEN"])
+def test_a_circuit_breaker_rollback_is_rolled_back_with_its_count_and_where_ecs_went(
+    sandbox: Sandbox,  # noqa: F811
+    alb: AlbSetup,
+    strategy: str,
+    poll: float,
+) -> None:
+    breaker = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+    config = {"strategy": strategy, **breaker, **({"bakeTimeInMinutes": 1} if strategy == "BLUE_GREEN" else {})}
+    create(sandbox, alb, config)
+    deploy(sandbox, revision(sandbox, "never-pushed"))
+    verdict = rollout(sandbox).follow(poll_interval=poll, timeout=10**6, sleep=clock_sleep(sandbox))
+    assert verdict.outcome is Outcome.ROLLED_BACK and verdict.outcome.exit_code == 1
+    assert "circuit breaker: 3 of 3 tasks failed" in verdict.reason
+    assert verdict.reason.endswith("ECS rolled back to web:1")
+
+
+def test_an_alarm_rollback_names_the_alarm(sandbox: Sandbox, alb: AlbSetup) -> None:  # noqa: F811
+    config = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 10, "alarms": web_5xx_alarm(sandbox)}
+    arn = deploy(sandbox, create(sandbox, alb, config))
+    following = rollout(sandbox)
+    play(sandbox, 60)
+    sandbox.client("cloudwatch").set_alarm_state(AlarmName="web-5xx", StateValue="ALARM", StateReason="5xx")
+    seen: list[ProgressEvent] = []
+    verdict = following.follow(progress=seen.append, poll_interval=5, timeout=10**6, sleep=clock_sleep(sandbox))
+    assert verdict.outcome is Outcome.ROLLED_BACK and verdict.record["serviceDeploymentArn"] == arn
+    assert "in ALARM: web-5xx" in verdict.reason and verdict.reason.endswith("ECS rolled back to web:1")
+    assert "alarms TRIGGERED: web-5xx in ALARM" in lines(seen)
+
+
+def test_an_abort_and_a_newer_deployment_stop_it_where_it_stands(sandbox: Sandbox, alb: AlbSetup) -> None:  # noqa: F811
+    v2 = create(sandbox, alb, {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 10})
+    arn = deploy(sandbox, v2)
+    following = rollout(sandbox)
+    play(sandbox, 30)
+    sandbox.client("ecs").stop_service_deployment(serviceDeploymentArn=arn, stopType="ABORT")
+    verdict = following.follow(poll_interval=5, timeout=10**6, sleep=clock_sleep(sandbox))
+    assert verdict.outcome is Outcome.STOPPED and verdict.outcome.exit_code == 4
+    assert "StopServiceDeployment" in verdict.reason
+
+    play(sandbox, 600)
+    deploy(sandbox, revision(sandbox, "v1"))
+    superseded = rollout(sandbox)
+    play(sandbox, 20)
+    deploy(sandbox, revision(sandbox, "v2"))
+    verdict = superseded.follow(poll_interval=5, timeout=10**6, sleep=clock_sleep(sandbox))
+    assert verdict.outcome is Outcome.STOPPED and "a newer service deployment started" in verdict.reason
+
+
+def test_a_wait_that_gives_up_says_where_the_deployment_stands(sandbox: Sandbox, alb: AlbSetup) -> None:  # noqa: F811
+    deploy(sandbox, create(sandbox, alb, {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 60}))
+    verdict = rollout(sandbox).follow(poll_interval=0.01, timeout=0.05)  # the clock all but stands still
+    assert verdict.outcome is Outcome.TIMED_OUT and verdict.outcome.exit_code == 5
+    assert "did not finish within 0.05 s (IN_PROGRESS: " in verdict.reason and "it goes on in ECS" in verdict.reason
+
+
+def test_each_outcome_has_its_own_exit_code() -> None:
+    assert sorted(EXIT_CODES.values()) == list(range(len(Outcome)))
+    assert EXIT_CODES[Outcome.COMPLETED] == 0 and EXIT_CODES[Outcome.REFUSED] == 2  # 2: as every refused command
+
+
+@pytest.mark.parametrize(
+    ("controller", "words"),
+    [("CODE_DEPLOY", "release it through CodeDeploy"), ("EXTERNAL", "release it with that controller")],
+)
+def test_a_service_ecs_does_not_deploy_is_refused_in_one_line(controller: str, words: str) -> None:
+    described = {"serviceName": "web", "deploymentController": {"type": controller}}
+    with pytest.raises(ConfigError, match=words) as refused:
+        strategy_of(described)
+    assert "\n" not in str(refused.value)
+    assert strategy_of({"serviceName": "web", "deploymentConfiguration": {"strategy": "CANARY"}}) == "CANARY"
+    assert strategy_of({"serviceName": "web"}) == "ROLLING"
