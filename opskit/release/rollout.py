@@ -230,6 +230,7 @@ class Rollout:
             self.report(record, progress)
             verdict = self.verdict(record)
             if verdict is not None:
+                self.service_events(progress, since)  # ECS's closing words may have come after the first look
                 return verdict
             left = deadline - time.monotonic()
             if left <= 0:
