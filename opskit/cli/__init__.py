@@ -22,6 +22,8 @@ COMMANDS = {
     "demo": "opskit.cli.demo",
     "release": "opskit.cli.release",
     "rollback": "opskit.cli.rollback",
+    "continue": "opskit.cli.continue_hook",
+    "abort": "opskit.cli.abort",
     "revisions": "opskit.cli.revisions",
     "images": "opskit.cli.images",
     "services": "opskit.cli.services",

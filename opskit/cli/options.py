@@ -41,3 +41,20 @@ def format_option(*choices: str, default: str = "table") -> Callable[..., Any]:
         show_default=True,
         help="How to print the result.",
     )
+
+
+def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--wait/--no-wait, --timeout and --poll-interval, as ``opskit release`` takes them."""
+    for option in reversed(
+        [
+            click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the deployment to its end."),
+            click.option(
+                "--timeout", type=click.FloatRange(min=1), default=1800, show_default=True, help="Seconds to wait."
+            ),
+            click.option(
+                "--poll-interval", type=click.FloatRange(min=0.05), default=5, show_default=True, help="Between polls."
+            ),
+        ]
+    ):
+        command = option(command)
+    return command

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import TextIO
@@ -10,6 +11,7 @@ import click
 
 from opskit.progress import ProgressEvent
 from opskit.release.record import ReleaseRecord
+from opskit.release.rollout import Outcome, Verdict
 
 MARKS = {"started": "..", "done": "ok", "skipped": "--", "failed": "!!"}
 BAR_WIDTH = 24
@@ -78,3 +80,18 @@ def report_record(record: ReleaseRecord, output_format: str) -> None:
     if not record.ok:
         click.echo(f"opskit: {record.kind} failed: {record.outcome}: {record.reason}", err=True)
         sys.exit(record.exit_code)
+
+
+def report_verdict(
+    what: str, arn: str, verdict: Verdict, output_format: str, *, expected: Outcome = Outcome.COMPLETED
+) -> None:
+    """Print how a followed service deployment ended (stdout); unless it ended as ``expected`` (a rollback that was
+    asked for, an abort), say why on stderr and exit with its outcome's code."""
+    if output_format == "json":
+        body = {"service_deployment_arn": arn, "outcome": verdict.outcome.value, "reason": verdict.reason}
+        click.echo(json.dumps(body, indent=2))
+    else:
+        click.echo(f"{verdict.outcome.value}: {verdict.reason}")
+    if verdict.outcome is not expected:
+        click.echo(f"opskit: {what}: {verdict.outcome.value}: {verdict.reason}", err=True)
+        sys.exit(verdict.outcome.exit_code or 1)

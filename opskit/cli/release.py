@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from opskit.cli.options import aws_options, format_option, make_aws
 from opskit.cli.progress import TerminalProgress, report_record
 from opskit.errors import ConfigError
+
+
+def pause_answer(approve: bool) -> Callable[[dict[str, Any]], str | None] | None:
+    """How the release answers a PAUSE hook: CONTINUE with --approve; asked at a terminal; else it waits for
+    ``opskit continue`` (or the hook's timeout)."""
+    if approve:
+        return lambda hook: "CONTINUE"
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+
+    def ask(hook: dict[str, Any]) -> str | None:
+        choice = click.prompt(
+            f"PAUSE hook {hook.get('hookId')} awaits action: continue, rollback, or wait",
+            type=click.Choice(["continue", "rollback", "wait"]),
+            default="wait",
+            err=True,
+        )
+        return None if choice == "wait" else str(choice).upper()
+
+    return ask
 
 
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -51,6 +74,7 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--tag-latest-locally", is_flag=True, help="Also tag the local image 'latest' (never used in ECS).")
 @click.option("--dry-run", is_flag=True, help="Show the plan and the diff; change nothing.")
 @click.option("--force", is_flag=True, help="Go ahead although the service changed or another release holds it.")
+@click.option("--approve", is_flag=True, help="Continue at every PAUSE hook without asking.")
 @click.option(
     "--timeout", type=click.FloatRange(min=1), default=1800, show_default=True, help="Seconds to wait for the rollout."
 )
@@ -76,6 +100,7 @@ def command(
     tag_latest_locally: bool,
     dry_run: bool,
     force: bool,
+    approve: bool,
     timeout: float,
     poll_interval: float,
     output_format: str,
@@ -113,5 +138,12 @@ def command(
             click.echo(plan.to_frame().to_string(index=False))
             click.echo("\n" + ("\n".join(plan.diff) or "(the new revision is the live one)"))
         return
-    record = apply_release(plan, aws, progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+    record = apply_release(
+        plan,
+        aws,
+        progress=TerminalProgress(),
+        timeout=timeout,
+        poll_interval=poll_interval,
+        on_pause=pause_answer(approve),
+    )
     report_record(record, output_format)

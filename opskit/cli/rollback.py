@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from opskit.cli.options import aws_options, format_option, make_aws
-from opskit.cli.progress import TerminalProgress, report_record
+from opskit.cli.progress import TerminalProgress, report_record, report_verdict
+
+if TYPE_CHECKING:
+    from opskit.aws import Aws
+    from opskit.release.rollout import Rollout
 
 
 @click.command("rollback")
@@ -37,10 +42,16 @@ def command(
     profile: str | None,
     endpoint_url: str | None,
 ) -> None:
-    """Roll a service back to what it last ran well, after checking the images still exist in ECR."""
+    """Roll a service back to what it last ran well, after checking the images still exist in ECR; a deployment
+    still in progress is rolled back by ECS (StopServiceDeployment ROLLBACK) to the revision it came from."""
     from opskit.release import apply_rollback, plan_rollback
+    from opskit.release.control import going
 
     aws = make_aws(region, profile, endpoint_url)
+    rollout = going(aws, cluster, service) if to is None else None
+    if rollout is not None:
+        _stop_and_follow(aws, rollout, dry_run, timeout, poll_interval, output_format)
+        return
     plan = plan_rollback(aws, cluster, service, to=to, force=force)
     if dry_run:
         if output_format == "json":
@@ -54,3 +65,21 @@ def command(
         return
     record = apply_rollback(plan, aws, progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
     report_record(record, output_format)
+
+
+def _stop_and_follow(
+    aws: Aws, rollout: Rollout, dry_run: bool, timeout: float, poll_interval: float, output_format: str
+) -> None:
+    from opskit.release.control import stop_deployment
+    from opskit.release.rollout import Outcome
+
+    name = rollout.arn.rsplit("/", 1)[-1]
+    if dry_run:
+        click.echo(
+            f"{rollout.service}'s deployment {name} is in progress: ECS would roll it back (StopServiceDeployment)"
+        )
+        return
+    stop_deployment(aws, rollout.cluster, rollout.service, "ROLLBACK")
+    click.echo(f"opskit: ROLLBACK requested for {name}, in progress", err=True)
+    verdict = rollout.follow(progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+    report_verdict(f"rollback of {rollout.service}", rollout.arn, verdict, output_format, expected=Outcome.ROLLED_BACK)

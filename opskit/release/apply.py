@@ -12,7 +12,7 @@ service already on it is not updated again. Each completed stage is written to a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,8 +78,10 @@ def apply_release(
     timeout: float = 1800.0,
     poll_interval: float = 5.0,
     journal_dir: Path | None = None,
+    on_pause: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> ReleaseRecord:
     """Carry out ``plan``. Returns the record; a failed rollout is a record with ``ok`` False, not an exception.
+    ``on_pause`` answers the PAUSE hooks the deployment waits at (see :meth:`Rollout.follow`).
 
     Errors that stop a release before it deploys (build failure, refused push, a service that changed since the
     plan, another release holding the lock) raise one-line :class:`~opskit.errors.OpskitError`.
@@ -120,7 +122,7 @@ def apply_release(
             record=record,
             journal=journal,
         )
-        verdict = follow(rollout, stages, record, since, timeout, poll_interval)
+        verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause)
     return settle(record, journal, verdict)
 
 
@@ -296,11 +298,21 @@ def deploy(
         return rollout, ours.get("createdAt")
 
 
-def follow(rollout: Rollout, stages: Stages, record: ReleaseRecord, since: Any, timeout: float, poll: float) -> Verdict:
+def follow(
+    rollout: Rollout,
+    stages: Stages,
+    record: ReleaseRecord,
+    since: Any,
+    timeout: float,
+    poll: float,
+    on_pause: Callable[[dict[str, Any]], str | None] | None = None,
+) -> Verdict:
     """Follow the rollout to ECS's verdict; the wait stage fails (in the progress) when the rollout does."""
     stages.progress(ProgressEvent("wait", "started", f"following {rollout.strategy} deployment {record.deployment_id}"))
     started = time.monotonic()
-    verdict = rollout.follow(progress=stages.progress, timeout=timeout, poll_interval=poll, since=since)
+    verdict = rollout.follow(
+        progress=stages.progress, timeout=timeout, poll_interval=poll, since=since, on_pause=on_pause
+    )
     record.stages["wait"] = round(time.monotonic() - started, 3)
     stages.progress(ProgressEvent("wait", "done" if verdict.ok else "failed", verdict.reason))
     return verdict

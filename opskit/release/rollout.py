@@ -221,9 +221,15 @@ class Rollout:
         poll_interval: float = 5.0,
         since: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_pause: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> Verdict:
-        """Poll the record until the deployment ends or ``timeout`` seconds pass, reporting what changes."""
+        """Poll the record until the deployment ends or ``timeout`` seconds pass, reporting what changes.
+
+        ``on_pause`` is asked once about each PAUSE hook that awaits action (its lifecycleHookDetails entry): CONTINUE
+        or ROLLBACK is sent to ECS (ContinueServiceDeployment), None leaves the hook waiting for someone else.
+        """
         deadline = time.monotonic() + timeout
+        asked: set[str] = set()
         while True:
             self.service_events(progress, since)
             record = self.read()
@@ -232,6 +238,15 @@ class Rollout:
             if verdict is not None:
                 self.service_events(progress, since)  # ECS's closing words may have come after the first look
                 return verdict
+            for hook in record.get("lifecycleHookDetails") or []:
+                if on_pause is None or hook.get("status") != "AWAITING_ACTION" or hook.get("hookId") in asked:
+                    continue
+                asked.add(str(hook.get("hookId")))
+                action = on_pause(hook)
+                if action in ("CONTINUE", "ROLLBACK"):
+                    body = {"serviceDeploymentArn": self.arn, "hookId": hook["hookId"], "action": action}
+                    self.aws.call_json("ecs", "ContinueServiceDeployment", body)
+                    progress(ProgressEvent("wait", "log", f"hook {hook['hookId']}: {action} sent"))
             left = deadline - time.monotonic()
             if left <= 0:
                 facets = self.facets(record)

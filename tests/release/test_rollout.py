@@ -146,3 +146,28 @@ def test_a_service_ecs_does_not_deploy_is_refused_in_one_line(controller: str, w
     assert "\n" not in str(refused.value)
     assert strategy_of({"serviceName": "web", "deploymentConfiguration": {"strategy": "CANARY"}}) == "CANARY"
     assert strategy_of({"serviceName": "web"}) == "ROLLING"
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [("CONTINUE", Outcome.COMPLETED), ("ROLLBACK", Outcome.ROLLED_BACK)])
+def test_on_pause_answers_each_paused_hook_once(
+    sandbox: Sandbox,  # noqa: F811
+    alb: AlbSetup,
+    answer: str,
+    outcome: Outcome,
+) -> None:
+    pause = {"targetType": "PAUSE", "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]}
+    config = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1}
+    body = {"cluster": "prod", "serviceName": "web", "taskDefinition": revision(sandbox, "v1"), "desiredCount": 2}
+    body |= {"loadBalancers": [alb.load_balancer()], "deploymentConfiguration": {**config, "lifecycleHooks": [pause]}}
+    sandbox.aws().call_json("ecs", "CreateService", body)  # raw: older botocore has no PAUSE hooks
+    play(sandbox, 120)
+    deploy(sandbox, revision(sandbox, "v2"))
+    asked: list[dict[str, Any]] = []
+
+    def on_pause(hook: dict[str, Any]) -> str:
+        asked.append(hook)
+        return answer
+
+    verdict = rollout(sandbox).follow(poll_interval=5, timeout=10**6, sleep=clock_sleep(sandbox), on_pause=on_pause)
+    assert verdict.outcome is outcome
+    assert [h["status"] for h in asked] == ["AWAITING_ACTION"]

@@ -1,0 +1,37 @@
+"""``opskit abort``: stop a deployment in progress where it stands (nothing rolled back), then follow it."""
+
+from __future__ import annotations
+
+import click
+
+from opskit.cli.options import aws_options, follow_options, format_option, make_aws
+from opskit.cli.progress import TerminalProgress, report_verdict
+
+
+@click.command("abort")
+@click.option("--cluster", required=True, help="ECS cluster.")
+@click.option("--service", required=True, help="ECS service whose deployment to stop where it stands.")
+@follow_options
+@format_option("table", "json")
+@aws_options
+def command(
+    cluster: str,
+    service: str,
+    wait: bool,
+    timeout: float,
+    poll_interval: float,
+    output_format: str,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+) -> None:
+    """Stop a deployment in progress where it stands (StopServiceDeployment ABORT): nothing is rolled back."""
+    from opskit.release.control import stop_deployment
+    from opskit.release.rollout import Outcome
+
+    aws = make_aws(region, profile, endpoint_url)
+    rollout = stop_deployment(aws, cluster, service, "ABORT")
+    click.echo(f"opskit: ABORT requested for {rollout.arn.rsplit('/', 1)[-1]}", err=True)
+    if wait:
+        verdict = rollout.follow(progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+        report_verdict(f"deployment of {service}", rollout.arn, verdict, output_format, expected=Outcome.STOPPED)

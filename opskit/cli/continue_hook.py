@@ -1,0 +1,43 @@
+"""``opskit continue``: let a deployment that waits at a PAUSE hook go on, or roll it back there; then follow it."""
+
+from __future__ import annotations
+
+import click
+
+from opskit.cli.options import aws_options, follow_options, format_option, make_aws
+from opskit.cli.progress import TerminalProgress, report_verdict
+
+
+@click.command("continue")
+@click.option("--cluster", required=True, help="ECS cluster.")
+@click.option("--service", required=True, help="ECS service whose deployment waits at a PAUSE hook.")
+@click.option("--hook", "hook_id", help="The hook's id, when more than one waits.")
+@click.option("--rollback", is_flag=True, help="Roll the deployment back at the hook instead of continuing it.")
+@follow_options
+@format_option("table", "json")
+@aws_options
+def command(
+    cluster: str,
+    service: str,
+    hook_id: str | None,
+    rollback: bool,
+    wait: bool,
+    timeout: float,
+    poll_interval: float,
+    output_format: str,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+) -> None:
+    """Let a deployment that waits at a PAUSE hook go on (ContinueServiceDeployment), or roll it back there."""
+    from opskit.release.control import continue_deployment
+    from opskit.release.rollout import Outcome
+
+    aws = make_aws(region, profile, endpoint_url)
+    action = "ROLLBACK" if rollback else "CONTINUE"
+    rollout, hook = continue_deployment(aws, cluster, service, hook_id=hook_id, action=action)
+    click.echo(f"opskit: {action} sent to hook {hook['hookId']} of {rollout.arn.rsplit('/', 1)[-1]}", err=True)
+    if wait:
+        verdict = rollout.follow(progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+        expected = Outcome.ROLLED_BACK if rollback else Outcome.COMPLETED
+        report_verdict(f"deployment of {service}", rollout.arn, verdict, output_format, expected=expected)
