@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
-from opskit.cli.options import aws_options, follow_options, format_option, make_aws
+from opskit.cli.options import aws_options, follow_options, format_option, make_aws, wait_option
 from opskit.cli.progress import TerminalProgress, report_verdict
 
 
 @click.command("abort")
 @click.option("--cluster", required=True, help="ECS cluster.")
 @click.option("--service", required=True, help="ECS service whose deployment to stop where it stands.")
+@wait_option
 @follow_options
 @format_option("table", "json")
 @aws_options

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from opskit.cli.options import aws_options, follow_options, format_option, make_aws
+from opskit.cli.options import aws_options, follow_options, format_option, make_aws, wait_option
 from opskit.cli.progress import TerminalProgress, report_verdict
 
 
@@ -13,6 +13,7 @@ from opskit.cli.progress import TerminalProgress, report_verdict
 @click.option("--service", required=True, help="ECS service whose deployment waits at a PAUSE hook.")
 @click.option("--hook", "hook_id", help="The hook's id, when more than one waits.")
 @click.option("--rollback", is_flag=True, help="Roll the deployment back at the hook instead of continuing it.")
+@wait_option
 @follow_options
 @format_option("table", "json")
 @aws_options

@@ -44,17 +44,21 @@ def format_option(*choices: str, default: str = "table") -> Callable[..., Any]:
 
 
 def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--wait/--no-wait, --timeout and --poll-interval, as ``opskit release`` takes them."""
-    for option in reversed(
-        [
-            click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the deployment to its end."),
-            click.option(
-                "--timeout", type=click.FloatRange(min=1), default=1800, show_default=True, help="Seconds to wait."
-            ),
-            click.option(
-                "--poll-interval", type=click.FloatRange(min=0.05), default=5, show_default=True, help="Between polls."
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
+    """--timeout and --poll-interval: how every command that follows a deployment to its end waits for it."""
+    command = click.option(
+        "--poll-interval", type=click.FloatRange(min=0.05), default=5, show_default=True, help="Seconds between polls."
+    )(command)
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=1),
+        default=1800,
+        show_default=True,
+        help="Seconds to wait for the rollout.",
+    )(command)
+
+
+def wait_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--wait/--no-wait: follow the deployment after acting on it, or return at once."""
+    return click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the deployment to its end.")(
+        command
+    )

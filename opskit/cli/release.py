@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from opskit.cli.options import aws_options, format_option, make_aws
+from opskit.cli.options import aws_options, follow_options, format_option, make_aws
 from opskit.cli.progress import TerminalProgress, report_record
 from opskit.errors import ConfigError
 
@@ -75,12 +75,7 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--dry-run", is_flag=True, help="Show the plan and the diff; change nothing.")
 @click.option("--force", is_flag=True, help="Go ahead although the service changed or another release holds it.")
 @click.option("--approve", is_flag=True, help="Continue at every PAUSE hook without asking.")
-@click.option(
-    "--timeout", type=click.FloatRange(min=1), default=1800, show_default=True, help="Seconds to wait for the rollout."
-)
-@click.option(
-    "--poll-interval", type=click.FloatRange(min=0.05), default=5, show_default=True, help="Seconds between polls."
-)
+@follow_options
 @format_option("table", "json")
 @aws_options
 def command(

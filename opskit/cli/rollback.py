@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opskit.cli.options import aws_options, format_option, make_aws
+from opskit.cli.options import aws_options, follow_options, format_option, make_aws
 from opskit.cli.progress import TerminalProgress, report_record, report_verdict
 
 if TYPE_CHECKING:
@@ -21,12 +21,7 @@ if TYPE_CHECKING:
 @click.option("--to", "to", help="Revision to go back to: a number, family:number or an ARN.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--force", is_flag=True, help="Go ahead although the service changed or another release holds it.")
-@click.option(
-    "--timeout", type=click.FloatRange(min=1), default=1800, show_default=True, help="Seconds to wait for the rollout."
-)
-@click.option(
-    "--poll-interval", type=click.FloatRange(min=0.05), default=5, show_default=True, help="Seconds between polls."
-)
+@follow_options
 @format_option("table", "json")
 @aws_options
 def command(
