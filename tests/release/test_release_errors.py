@@ -180,79 +180,27 @@ def test_credentials_problems_are_one_line(
     assert "\n" not in str(error.value)
 
 
-def test_cli_exit_codes_and_one_line_errors(world: World) -> None:
+def release_cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
+    """``opskit release`` of the world's app to prod/web, as a process with the sandbox's environment only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | world.sandbox.env
-    answer = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opskit",
-            "release",
-            "--cluster",
-            "prod",
-            "--service",
-            "web",
-            "--path",
-            str(world.app),
-            "--tag",
-            "latest",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
+    command = [sys.executable, "-m", "opskit", "release", "--cluster", "prod", "--service", "web"]
+    return subprocess.run(
+        [*command, "--path", str(world.app), *args], capture_output=True, text=True, env=env, timeout=300
     )
+
+
+def test_cli_exit_codes_and_one_line_errors(world: World) -> None:
+    answer = release_cli(world, "--tag", "latest")
     assert answer.returncode == 2
     assert answer.stderr.strip().count("\n") == 0 and answer.stderr.startswith("opskit: error: release tag 'latest'")
 
-    dry = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opskit",
-            "release",
-            "--cluster",
-            "prod",
-            "--service",
-            "web",
-            "--path",
-            str(world.app),
-            "--dry-run",
-            "--format",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    dry = release_cli(world, "--dry-run", "--format", "json")
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)
     assert [s["name"] for s in plan["steps"]] == ["build", "push", "register", "update", "wait"]
     assert world.service()["taskDefinition"].endswith("web:1")
 
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opskit",
-            "release",
-            "--cluster",
-            "prod",
-            "--service",
-            "web",
-            "--path",
-            str(world.app),
-            "--format",
-            "json",
-            "--poll-interval",
-            "0.1",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    done = release_cli(world, "--format", "json", "--poll-interval", "0.1")
     assert done.returncode == 0, done.stderr
     record = json.loads(done.stdout)
     assert record["outcome"] == "COMPLETED" and record["revision_arn"].endswith("web:2")
@@ -260,28 +208,7 @@ def test_cli_exit_codes_and_one_line_errors(world: World) -> None:
 
     # A release ECS rolls back exits with ROLLED_BACK's code, ECS's reason on stderr, the record on stdout.
     world.commit("cannot start", Dockerfile=unstartable((world.app / "Dockerfile").read_text()))
-    rolled = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opskit",
-            "release",
-            "--cluster",
-            "prod",
-            "--service",
-            "web",
-            "--path",
-            str(world.app),
-            "--format",
-            "json",
-            "--poll-interval",
-            "0.1",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    rolled = release_cli(world, "--format", "json", "--poll-interval", "0.1")
     assert rolled.returncode == 1, rolled.stderr
     record = json.loads(rolled.stdout)
     assert record["outcome"] == "ROLLED_BACK" and record["service_deployment_arn"].startswith("arn:aws:ecs:")
