@@ -115,7 +115,7 @@ def push_other_build(world: World, docker_client: Any, tmp_path: Path, tag: str,
     auth = RegistryAuth.from_ecr(world.ecr.get_authorization_token()["authorizationData"][0]).docker_config()
     for chunk in docker_client.api.push(world.uri, tag=tag, auth_config=auth, stream=True, decode=True):
         assert "error" not in chunk, chunk
-    docker_client.images.remove(image)  # our release builds its own
+    docker_client.images.remove(image, noprune=True)  # our release builds its own; the cache stays, for others
     return str(
         world.ecr.describe_images(repositoryName="web", imageIds=[{"imageTag": tag}])["imageDetails"][0]["imageDigest"]
     )

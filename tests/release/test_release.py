@@ -208,7 +208,7 @@ def test_latest_is_only_ever_a_local_tag(world: World, docker_client: object) ->
     assert all("latest" not in i.get("imageTags", []) for i in images)
     body = world.ecs.describe_task_definition(taskDefinition=record.revision_arn)["taskDefinition"]
     assert not body["containerDefinitions"][0]["image"].endswith(":latest")
-    docker_client.images.remove(f"{world.uri}:latest")  # type: ignore[attr-defined]
+    docker_client.images.remove(f"{world.uri}:latest", noprune=True)  # type: ignore[attr-defined]
 
 
 def test_the_plan_shows_itself_as_a_table_html_and_json(world: World) -> None:
