@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from opskit.cli.options import aws_options, follow_options, format_option, make_aws, wait_option
-from opskit.cli.progress import TerminalProgress, report_verdict
+from opskit.cli.progress import follow_and_report
 
 
 @click.command("abort")
@@ -34,5 +34,7 @@ def command(
     rollout = stop_deployment(aws, cluster, service, "ABORT")
     click.echo(f"opskit: ABORT requested for {rollout.arn.rsplit('/', 1)[-1]}", err=True)
     if wait:
-        verdict = rollout.follow(progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
-        report_verdict(f"deployment of {service}", rollout.arn, verdict, output_format, expected=Outcome.STOPPED)
+        what = f"deployment of {service}"
+        follow_and_report(
+            what, rollout, output_format, timeout=timeout, poll_interval=poll_interval, expected=Outcome.STOPPED
+        )

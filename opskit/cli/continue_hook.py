@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from opskit.cli.options import aws_options, follow_options, format_option, make_aws, wait_option
-from opskit.cli.progress import TerminalProgress, report_verdict
+from opskit.cli.progress import follow_and_report
 
 
 @click.command("continue")
@@ -39,6 +39,6 @@ def command(
     rollout, hook = continue_deployment(aws, cluster, service, hook_id=hook_id, action=action)
     click.echo(f"opskit: {action} sent to hook {hook['hookId']} of {rollout.arn.rsplit('/', 1)[-1]}", err=True)
     if wait:
-        verdict = rollout.follow(progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
         expected = Outcome.ROLLED_BACK if rollback else Outcome.COMPLETED
-        report_verdict(f"deployment of {service}", rollout.arn, verdict, output_format, expected=expected)
+        what = f"deployment of {service}"
+        follow_and_report(what, rollout, output_format, timeout=timeout, poll_interval=poll_interval, expected=expected)

@@ -11,7 +11,7 @@ import click
 
 from opskit.progress import ProgressEvent
 from opskit.release.record import ReleaseRecord
-from opskit.release.rollout import Outcome, Verdict
+from opskit.release.rollout import Outcome, Rollout, Verdict
 
 MARKS = {"started": "..", "done": "ok", "skipped": "--", "failed": "!!"}
 BAR_WIDTH = 24
@@ -95,3 +95,11 @@ def report_verdict(
     if verdict.outcome is not expected:
         click.echo(f"opskit: {what}: {verdict.outcome.value}: {verdict.reason}", err=True)
         sys.exit(verdict.outcome.exit_code or 1)
+
+
+def follow_and_report(
+    what: str, rollout: Rollout, output_format: str, *, timeout: float, poll_interval: float, expected: Outcome
+) -> None:
+    """Follow ``rollout`` to its end in the terminal, then report it (:func:`report_verdict`)."""
+    verdict = rollout.follow(progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+    report_verdict(what, rollout.arn, verdict, output_format, expected=expected)

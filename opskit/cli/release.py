@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,8 +13,11 @@ from opskit.cli.options import aws_options, follow_options, format_option, make_
 from opskit.cli.progress import TerminalProgress, report_record
 from opskit.errors import ConfigError
 
+if TYPE_CHECKING:
+    from opskit.release.rollout import PauseAnswer
 
-def pause_answer(approve: bool) -> Callable[[dict[str, Any]], str | None] | None:
+
+def pause_answer(approve: bool) -> PauseAnswer | None:
     """How the release answers a PAUSE hook: CONTINUE with --approve; asked at a terminal; else it waits for
     ``opskit continue`` (or the hook's timeout)."""
     if approve:

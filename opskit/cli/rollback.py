@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 from opskit.cli.options import aws_options, follow_options, format_option, make_aws
-from opskit.cli.progress import TerminalProgress, report_record, report_verdict
+from opskit.cli.progress import TerminalProgress, follow_and_report, report_record
 
 if TYPE_CHECKING:
-    from opskit.aws import Aws
     from opskit.release.rollout import Rollout
 
 
@@ -45,7 +44,7 @@ def command(
     aws = make_aws(region, profile, endpoint_url)
     rollout = going(aws, cluster, service) if to is None else None
     if rollout is not None:
-        _stop_and_follow(aws, rollout, dry_run, timeout, poll_interval, output_format)
+        _stop_and_follow(rollout, dry_run, timeout, poll_interval, output_format)
         return
     plan = plan_rollback(aws, cluster, service, to=to, force=force)
     if dry_run:
@@ -62,10 +61,7 @@ def command(
     report_record(record, output_format)
 
 
-def _stop_and_follow(
-    aws: Aws, rollout: Rollout, dry_run: bool, timeout: float, poll_interval: float, output_format: str
-) -> None:
-    from opskit.release.control import stop_deployment
+def _stop_and_follow(rollout: Rollout, dry_run: bool, timeout: float, poll_interval: float, output_format: str) -> None:
     from opskit.release.rollout import Outcome
 
     name = rollout.arn.rsplit("/", 1)[-1]
@@ -74,7 +70,9 @@ def _stop_and_follow(
             f"{rollout.service}'s deployment {name} is in progress: ECS would roll it back (StopServiceDeployment)"
         )
         return
-    stop_deployment(aws, rollout.cluster, rollout.service, "ROLLBACK")
+    rollout.stop("ROLLBACK")
     click.echo(f"opskit: ROLLBACK requested for {name}, in progress", err=True)
-    verdict = rollout.follow(progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
-    report_verdict(f"rollback of {rollout.service}", rollout.arn, verdict, output_format, expected=Outcome.ROLLED_BACK)
+    what = f"rollback of {rollout.service}"
+    follow_and_report(
+        what, rollout, output_format, timeout=timeout, poll_interval=poll_interval, expected=Outcome.ROLLED_BACK
+    )

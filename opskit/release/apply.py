@@ -12,7 +12,7 @@ service already on it is not updated again. Each completed stage is written to a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from opskit.release import images
 from opskit.release.lock import holders_in, service_lock
 from opskit.release.plan import ReleasePlan, describe_service, existing_digest
 from opskit.release.record import ReleaseRecord
-from opskit.release.rollout import Outcome, Rollout, Verdict, strategy_of
+from opskit.release.rollout import Outcome, PauseAnswer, Rollout, Verdict, strategy_of
 from opskit.release.taskdef import with_images
 
 FRESH_PLAN_SECONDS = 30.0  # a plan younger than this is the world as it is; an older one is read again where it matters
@@ -78,7 +78,7 @@ def apply_release(
     timeout: float = 1800.0,
     poll_interval: float = 5.0,
     journal_dir: Path | None = None,
-    on_pause: Callable[[dict[str, Any]], str | None] | None = None,
+    on_pause: PauseAnswer | None = None,
 ) -> ReleaseRecord:
     """Carry out ``plan``. Returns the record; a failed rollout is a record with ``ok`` False, not an exception.
     ``on_pause`` answers the PAUSE hooks the deployment waits at (see :meth:`Rollout.follow`).
@@ -305,7 +305,7 @@ def follow(
     since: Any,
     timeout: float,
     poll: float,
-    on_pause: Callable[[dict[str, Any]], str | None] | None = None,
+    on_pause: PauseAnswer | None = None,
 ) -> Verdict:
     """Follow the rollout to ECS's verdict; the wait stage fails (in the progress) when the rollout does."""
     stages.progress(ProgressEvent("wait", "started", f"following {rollout.strategy} deployment {record.deployment_id}"))

@@ -22,25 +22,27 @@ from opskit.release.rollout import GOING, Rollout
 STOPPING = ("ROLLBACK", "ABORT")
 
 
-def current(aws: Aws, cluster: str, service: str) -> tuple[Rollout, dict[str, Any]]:
-    """The service's current service deployment, and its record as ECS sends it."""
+def current(aws: Aws, cluster: str, service: str) -> tuple[Rollout, dict[str, Any]] | None:
+    """The service's current service deployment and its record as ECS sends it; None when ECS recorded none."""
     _, described = describe_service(aws, cluster, service)
+    if not described.get("currentServiceDeployment"):
+        return None
     rollout = Rollout.for_service(aws, described)
     return rollout, rollout.read()
 
 
 def going(aws: Aws, cluster: str, service: str) -> Rollout | None:
     """The service's deployment when one is in progress; None when it is over (or ECS never recorded one)."""
-    _, described = describe_service(aws, cluster, service)
-    if not described.get("currentServiceDeployment"):
-        return None
-    rollout = Rollout.for_service(aws, described)
-    return rollout if rollout.read().get("status") in GOING else None
+    found = current(aws, cluster, service)
+    return found[0] if found is not None and found[1].get("status") in GOING else None
 
 
 def in_progress(aws: Aws, cluster: str, service: str) -> tuple[Rollout, dict[str, Any]]:
     """The service's current service deployment, and its record, when it is still going; else a refusal."""
-    rollout, record = current(aws, cluster, service)
+    found = current(aws, cluster, service)
+    if found is None:
+        raise ConflictError(f"{service} has no service deployment ECS recorded: nothing to continue or stop")
+    rollout, record = found
     if record.get("status") not in GOING:
         raise ConflictError(
             f"{service}'s last deployment ({rollout.arn.rsplit('/', 1)[-1]}) is {record.get('status')}, not in "
@@ -76,8 +78,7 @@ def continue_deployment(
         ids = ", ".join(str(h.get("hookId")) for h in hooks)
         raise ConfigError(f"{len(hooks)} PAUSE hooks await action ({ids}): pass --hook with one of them")
     (hook,) = hooks
-    body = {"serviceDeploymentArn": rollout.arn, "hookId": hook["hookId"], "action": action}
-    aws.call_json("ecs", "ContinueServiceDeployment", body)
+    rollout.continue_hook(str(hook["hookId"]), action)
     return rollout, hook
 
 
@@ -86,7 +87,7 @@ def stop_deployment(aws: Aws, cluster: str, service: str, stop_type: str) -> Rol
     if stop_type not in STOPPING:
         raise ConfigError(f"stop type {stop_type!r} is not ROLLBACK or ABORT")
     rollout, _ = in_progress(aws, cluster, service)
-    aws.call_json("ecs", "StopServiceDeployment", {"serviceDeploymentArn": rollout.arn, "stopType": stop_type})
+    rollout.stop(stop_type)
     return rollout
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -32,6 +33,8 @@ STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
 GOING = ("PENDING", "IN_PROGRESS", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED")
 SLOW_STAGES = ("BAKE_TIME",)  # nothing moves for minutes: polled less often
 SLOW_FACTOR = 3.0
+# What to do at a PAUSE hook that awaits action (its lifecycleHookDetails entry): CONTINUE, ROLLBACK, or None to wait.
+PauseAnswer = Callable[[dict[str, Any]], str | None]
 
 
 class Outcome(StrEnum):
@@ -158,6 +161,16 @@ class Rollout:
             )
         return Verdict(Outcome.STOPPED, f"the deployment ended as {status}: {said}".rstrip(": "), record)
 
+    # -- acting on it ----------------------------------------------------------------------------------------------
+    def continue_hook(self, hook_id: str, action: str = "CONTINUE") -> None:
+        """ContinueServiceDeployment: CONTINUE or ROLLBACK at the PAUSE hook ``hook_id``."""
+        body = {"serviceDeploymentArn": self.arn, "hookId": hook_id, "action": action}
+        self.aws.call_json("ecs", "ContinueServiceDeployment", body)
+
+    def stop(self, stop_type: str) -> None:
+        """StopServiceDeployment: ROLLBACK (back to the revision it came from) or ABORT (stop where it stands)."""
+        self.aws.call_json("ecs", "StopServiceDeployment", {"serviceDeploymentArn": self.arn, "stopType": stop_type})
+
     # -- what a person watching wants to see ---------------------------------------------------------------------------
     def facets(self, record: dict[str, Any]) -> dict[str, str]:
         """What the record says now, one line per thing that can change: status, stage, each revision's tasks and
@@ -221,7 +234,7 @@ class Rollout:
         poll_interval: float = 5.0,
         since: Any = None,
         sleep: Callable[[float], None] = time.sleep,
-        on_pause: Callable[[dict[str, Any]], str | None] | None = None,
+        on_pause: PauseAnswer | None = None,
     ) -> Verdict:
         """Poll the record until the deployment ends or ``timeout`` seconds pass, reporting what changes.
 
@@ -244,8 +257,7 @@ class Rollout:
                 asked.add(str(hook.get("hookId")))
                 action = on_pause(hook)
                 if action in ("CONTINUE", "ROLLBACK"):
-                    body = {"serviceDeploymentArn": self.arn, "hookId": hook["hookId"], "action": action}
-                    self.aws.call_json("ecs", "ContinueServiceDeployment", body)
+                    self.continue_hook(str(hook["hookId"]), action)
                     progress(ProgressEvent("wait", "log", f"hook {hook['hookId']}: {action} sent"))
             left = deadline - time.monotonic()
             if left <= 0:
@@ -296,11 +308,9 @@ def _sentence(text: str) -> str:
 
 def _when(value: Any) -> str:
     """An epoch-seconds timestamp as call_json returns it, in UTC."""
-    from datetime import UTC, datetime
-
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(value, UTC).strftime("%H:%M:%S UTC")
     return str(value)
 
 
-__all__ = ["EXIT_CODES", "Outcome", "Rollout", "Verdict", "strategy_of"]
+__all__ = ["EXIT_CODES", "Outcome", "PauseAnswer", "Rollout", "Verdict", "strategy_of"]
