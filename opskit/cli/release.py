@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,20 +14,20 @@ from opskit.cli.progress import TerminalProgress, report_record
 from opskit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from opskit.release.rollout import PauseAnswer
+    from opskit.release.rollout import Pause, PauseAnswer
 
 
 def pause_answer(approve: bool) -> PauseAnswer | None:
     """How the release answers a PAUSE hook: CONTINUE with --approve; asked at a terminal; else it waits for
     ``opskit continue`` (or the hook's timeout)."""
     if approve:
-        return lambda hook: "CONTINUE"
+        return lambda pause: "CONTINUE"
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return None
 
-    def ask(hook: dict[str, Any]) -> str | None:
+    def ask(pause: Pause) -> str | None:
         choice = click.prompt(
-            f"PAUSE hook {hook.get('hookId')} awaits action: continue, rollback, or wait",
+            f"{pause.describe()}: continue, rollback, or wait",
             type=click.Choice(["continue", "rollback", "wait"]),
             default="wait",
             err=True,

@@ -33,8 +33,7 @@ STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
 GOING = ("PENDING", "IN_PROGRESS", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED")
 SLOW_STAGES = ("BAKE_TIME",)  # nothing moves for minutes: polled less often
 SLOW_FACTOR = 3.0
-# What to do at a PAUSE hook that awaits action (its lifecycleHookDetails entry): CONTINUE, ROLLBACK, or None to wait.
-PauseAnswer = Callable[[dict[str, Any]], str | None]
+ANSWERS = ("CONTINUE", "ROLLBACK")  # ContinueServiceDeployment's actions at a PAUSE hook
 
 
 class Outcome(StrEnum):
@@ -92,6 +91,50 @@ def strategy_of(service: dict[str, Any]) -> str:
     if strategy not in STRATEGIES:
         raise ConfigError(f"{name} deploys with strategy {strategy}, which this opskit does not know: upgrade opskit")
     return strategy
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A PAUSE hook that awaits action, as :meth:`Rollout.follow` hands it to ``on_pause``: what the hook is and
+    when its timeout acts, and :meth:`answer` to continue or roll back later (a panel's button) if not at once."""
+
+    rollout: Rollout
+    hook: dict[str, Any]  # its lifecycleHookDetails entry
+
+    @property
+    def hook_id(self) -> str:
+        return str(self.hook.get("hookId"))
+
+    @property
+    def timeout_action(self) -> str:
+        return str(self.hook.get("timeoutAction") or "ROLLBACK")
+
+    @property
+    def expires_at(self) -> datetime | None:
+        value = self.hook.get("expiresAt")
+        return datetime.fromtimestamp(value, UTC) if isinstance(value, (int, float)) else None
+
+    def seconds_left(self, now: datetime | None = None) -> float | None:
+        """Until the hook's timeout acts, by this machine's clock; None when it has no timeout."""
+        if self.expires_at is None:
+            return None
+        return max(0.0, (self.expires_at - (now or datetime.now(UTC))).total_seconds())
+
+    def describe(self) -> str:
+        """``hook approve-traffic awaits action: ROLLBACK at 12:04:00 UTC unless continued``"""
+        when = f"{self.timeout_action} at {_when(self.hook.get('expiresAt'))}" if self.expires_at else "no timeout"
+        return f"PAUSE hook {self.hook_id} of {self.rollout.service} awaits action: {when} unless continued"
+
+    def answer(self, action: str) -> None:
+        """CONTINUE or ROLLBACK (ContinueServiceDeployment)."""
+        if action not in ANSWERS:
+            raise ConfigError(f"{action!r} is not an answer to a PAUSE hook: answer CONTINUE or ROLLBACK")
+        self.rollout.continue_hook(self.hook_id, action)
+
+
+# What to do at a PAUSE hook that awaits action: CONTINUE, ROLLBACK, or None to leave it (for `opskit continue`, the
+# hook's timeout, or a later Pause.answer).
+PauseAnswer = Callable[[Pause], str | None]
 
 
 class Rollout:
@@ -238,8 +281,9 @@ class Rollout:
     ) -> Verdict:
         """Poll the record until the deployment ends or ``timeout`` seconds pass, reporting what changes.
 
-        ``on_pause`` is asked once about each PAUSE hook that awaits action (its lifecycleHookDetails entry): CONTINUE
-        or ROLLBACK is sent to ECS (ContinueServiceDeployment), None leaves the hook waiting for someone else.
+        ``on_pause`` is asked once about each PAUSE hook that awaits action (a :class:`Pause`): CONTINUE or ROLLBACK
+        is sent to ECS (ContinueServiceDeployment), None leaves the hook waiting (for someone else, or for the
+        caller's own :meth:`Pause.answer` later).
         """
         deadline = time.monotonic() + timeout
         asked: set[str] = set()
@@ -255,10 +299,11 @@ class Rollout:
                 if on_pause is None or hook.get("status") != "AWAITING_ACTION" or hook.get("hookId") in asked:
                     continue
                 asked.add(str(hook.get("hookId")))
-                action = on_pause(hook)
-                if action in ("CONTINUE", "ROLLBACK"):
-                    self.continue_hook(str(hook["hookId"]), action)
-                    progress(ProgressEvent("wait", "log", f"hook {hook['hookId']}: {action} sent"))
+                pause = Pause(self, hook)
+                action = on_pause(pause)
+                if action is not None:
+                    pause.answer(action)
+                    progress(ProgressEvent("wait", "log", f"hook {pause.hook_id}: {action} sent"))
             left = deadline - time.monotonic()
             if left <= 0:
                 facets = self.facets(record)
@@ -313,4 +358,4 @@ def _when(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["EXIT_CODES", "Outcome", "PauseAnswer", "Rollout", "Verdict", "strategy_of"]
+__all__ = ["EXIT_CODES", "Outcome", "Pause", "PauseAnswer", "Rollout", "Verdict", "strategy_of"]

@@ -10,7 +10,7 @@ import pytest
 
 from opskit.errors import ConfigError
 from opskit.progress import ProgressEvent
-from opskit.release.rollout import EXIT_CODES, Outcome, Rollout, strategy_of
+from opskit.release.rollout import EXIT_CODES, Outcome, Pause, Rollout, strategy_of
 from opskit.sandbox import Sandbox
 from opskit.sandbox.alb import AlbSetup, make_alb
 from tests.sandbox.test_strategies import (  # noqa: F401 (sandbox: the fixture)
@@ -162,12 +162,13 @@ def test_on_pause_answers_each_paused_hook_once(
     sandbox.aws().call_json("ecs", "CreateService", body)  # raw: older botocore has no PAUSE hooks
     play(sandbox, 120)
     deploy(sandbox, revision(sandbox, "v2"))
-    asked: list[dict[str, Any]] = []
+    asked: list[Pause] = []
 
-    def on_pause(hook: dict[str, Any]) -> str:
-        asked.append(hook)
+    def on_pause(pause: Pause) -> str:
+        asked.append(pause)
         return answer
 
     verdict = rollout(sandbox).follow(poll_interval=5, timeout=10**6, sleep=clock_sleep(sandbox), on_pause=on_pause)
     assert verdict.outcome is outcome
-    assert [h["status"] for h in asked] == ["AWAITING_ACTION"]
+    assert [p.hook["status"] for p in asked] == ["AWAITING_ACTION"]
+    assert asked[0].timeout_action == "ROLLBACK" and "awaits action" in asked[0].describe()
