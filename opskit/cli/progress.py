@@ -79,6 +79,8 @@ def report_record(record: ReleaseRecord, output_format: str) -> None:
         click.echo(record.to_text())
     if not record.ok:
         click.echo(f"opskit: {record.kind} failed: {record.outcome}: {record.reason}", err=True)
+        if record.cause:
+            click.echo(f"opskit: cause: {record.cause}", err=True)
         sys.exit(record.exit_code)
 
 

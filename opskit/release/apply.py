@@ -23,6 +23,7 @@ from opskit.errors import AwsError, ConflictError, OpskitError
 from opskit.journal import Journal, state_dir
 from opskit.progress import Progress, ProgressEvent, ignore
 from opskit.release import images
+from opskit.release.failure import diagnose
 from opskit.release.lock import holders_in, service_lock
 from opskit.release.plan import ReleasePlan, describe_service, existing_digest
 from opskit.release.record import ReleaseRecord
@@ -144,7 +145,8 @@ def _refuse(record: ReleaseRecord, journal: Journal, error: OpskitError) -> None
 def settle(record: ReleaseRecord, journal: Journal, verdict: Verdict) -> ReleaseRecord:
     """The rollout's verdict, in the record and the journal."""
     record.outcome, record.reason, record.finished_at = verdict.outcome.value, verdict.reason, _now()
-    journal.write("finished", outcome=verdict.outcome.value, reason=verdict.reason)
+    cause = {"cause": record.cause} if record.cause else {}
+    journal.write("finished", outcome=verdict.outcome.value, reason=verdict.reason, **cause)
     return record
 
 
@@ -314,5 +316,12 @@ def follow(
         progress=stages.progress, timeout=timeout, poll_interval=poll, since=since, on_pause=on_pause
     )
     record.stages["wait"] = round(time.monotonic() - started, 3)
+    if not verdict.ok:
+        failure = diagnose(
+            rollout.aws, verdict.record, record.revision_arn, cluster=rollout.cluster, service=rollout.service
+        )
+        record.failure = failure.to_dict()
+        if failure.cause and failure.cause != failure.reason:
+            stages.progress(ProgressEvent("wait", "log", f"cause: {failure.cause}"))
     stages.progress(ProgressEvent("wait", "done" if verdict.ok else "failed", verdict.reason))
     return verdict

@@ -26,6 +26,7 @@ class ReleaseRecord:
     finished_at: str | None = None
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
     service_deployment_arn: str | None = None  # the service deployment ECS recorded, whose status is the verdict
+    failure: dict[str, Any] | None = None  # why it failed (opskit.release.failure.Failure.to_dict), when it did
 
     @property
     def ok(self) -> bool:
@@ -38,6 +39,23 @@ class ReleaseRecord:
 
         return Outcome(self.outcome).exit_code if self.outcome in Outcome.__members__ else 1
 
+    @property
+    def cause(self) -> str:
+        """Why it failed in one line (the failing container's exit code and log line, the hook, the alarm); "" when
+        it did not fail or nothing more than :attr:`reason` is known."""
+        return str((self.failure or {}).get("cause") or "")
+
+    def failure_frame(self) -> pd.DataFrame:
+        """Why it failed, one row per thing that says so (kind, subject, status, detail): the rollback reason, the
+        circuit breaker, the alarms, the hooks, each stopped task and container, the log's last lines."""
+        from opskit.release.failure import FRAME_COLUMNS, Failure
+
+        if self.failure is None:
+            import pandas as pd
+
+            return pd.DataFrame(columns=FRAME_COLUMNS)
+        return Failure.from_dict(self.failure).to_frame()
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -45,8 +63,11 @@ class ReleaseRecord:
         return json.dumps(self.to_dict(), indent=2)
 
     def row(self) -> dict[str, Any]:
-        """The record as one flat row: its fields, and ``<stage>_seconds`` for each stage."""
-        row = {k: v for k, v in self.to_dict().items() if k != "stages"}
+        """The record as one flat row: its fields (the failure as its ``cause``), and ``<stage>_seconds`` for each
+        stage."""
+        row = {k: v for k, v in self.to_dict().items() if k not in ("stages", "failure")}
+        if self.cause:
+            row["cause"] = self.cause
         row.update({f"{stage}_seconds": seconds for stage, seconds in self.stages.items()})
         return row
 
