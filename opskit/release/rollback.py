@@ -27,6 +27,7 @@ from opskit.release.apply import Stages, _now, deploy, follow, journal_for, refu
 from opskit.release.lock import service_lock
 from opskit.release.plan import describe_service
 from opskit.release.record import ReleaseRecord
+from opskit.release.rollout import PauseAnswer
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -156,7 +157,10 @@ def apply_rollback(
     timeout: float = 1800.0,
     poll_interval: float = 5.0,
     journal_dir: Path | None = None,
+    on_pause: PauseAnswer | None = None,
 ) -> ReleaseRecord:
+    """Carry out ``plan`` and follow the rollout as :func:`~opskit.release.apply_release` does (``on_pause`` answers
+    the PAUSE hooks the rollback's deployment waits at)."""
     record = ReleaseRecord(
         kind="rollback",
         cluster=plan.cluster,
@@ -185,7 +189,7 @@ def apply_rollback(
             record=record,
             journal=journal,
         )
-        verdict = follow(rollout, stages, record, since, timeout, poll_interval)
+        verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause)
     return settle(record, journal, verdict)
 
 

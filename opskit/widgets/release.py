@@ -5,6 +5,10 @@ shows :func:`~opskit.release.plan_release`'s plan and diff, and runs :func:`~ops
 the background with a :class:`~opskit.widgets.common.ProgressView` as its progress reporter. Rollback is the
 same with :func:`~opskit.release.plan_rollback` and :func:`~opskit.release.apply_rollback`.
 
+When the deployment waits at a PAUSE hook, the panel shows the hook, the time left before its timeout acts, and
+**Approve** and **Roll back** buttons (ContinueServiceDeployment CONTINUE or ROLLBACK). A failed release shows its
+cause (the failing container's exit code and log line) and the record's failure table.
+
 >>> panel = ReleasePanel(aws, cluster="demo", service="web", path="~/src/web")   # doctest: +SKIP
 >>> panel                     # in a notebook: the panel; "Plan release", then "Build & Release"
 >>> panel.plan(); panel.wait()                # the same from code
@@ -15,6 +19,7 @@ same with :func:`~opskit.release.plan_rollback` and :func:`~opskit.release.apply
 from __future__ import annotations
 
 import html
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,8 @@ import ipywidgets as widgets
 import pandas as pd
 
 from opskit.aws import Aws
+from opskit.errors import OpskitError
+from opskit.progress import ProgressEvent
 from opskit.release import (
     ReleaseOptions,
     ReleasePlan,
@@ -32,6 +39,7 @@ from opskit.release import (
     plan_release,
     plan_rollback,
 )
+from opskit.release.rollout import Pause
 from opskit.widgets.common import Background, FrameView, MessageArea, ProgressView, diff_html
 from opskit.widgets.style import block, button, checkbox, field, form, heading, short_arn, style_sheet
 
@@ -74,6 +82,8 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         self.release_plan: ReleasePlan | None = None
         self.rollback_plan: RollbackPlan | None = None
         self.record: ReleaseRecord | None = None
+        self.pause: Pause | None = None  # the PAUSE hook the rollout waits at, until it is answered
+        self._pause_lock = threading.Lock()
 
         self.cluster = field("cluster", cluster, "ECS cluster")
         self.service = field("service", service, "ECS service")
@@ -92,6 +102,17 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         self.rollback_plan_button = button("Plan rollback", "", "Show what a rollback would go back to")
         self.rollback_button = button("Roll back", "danger", "Carry out the rollback plan shown", "undo")
         self.release_button.disabled = self.rollback_button.disabled = True
+        self.approve_button = button("Approve", "success", "Continue the deployment past the PAUSE hook", "check")
+        self.reject_button = button("Roll back", "danger", "Roll the deployment back at the PAUSE hook", "undo")
+        self.pause_details = widgets.HTML("")
+        self.pause_box = widgets.VBox(
+            [
+                self.pause_details,
+                widgets.HBox([self.approve_button, self.reject_button], layout=widgets.Layout(grid_gap="8px")),
+            ],
+            layout=widgets.Layout(display="none"),
+        )
+        self.pause_box.add_class("opskit-pause")
 
         self.messages = MessageArea(fields=PANEL_FIELDS)
         self.summary = widgets.HTML("")
@@ -99,12 +120,15 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         self.diff = widgets.HTML("")
         self.progress = ProgressView()
         self.outcome = FrameView()
+        self.failure = FrameView()
         self.work = Background(self.messages, self._busy)
 
         self.plan_button.on_click(lambda _: self.plan())
         self.release_button.on_click(lambda _: self.release())
         self.rollback_plan_button.on_click(lambda _: self.plan_rollback())
         self.rollback_button.on_click(lambda _: self.rollback())
+        self.approve_button.on_click(lambda _: self.answer("CONTINUE"))
+        self.reject_button.on_click(lambda _: self.answer("ROLLBACK"))
         for box in (self.cluster, self.service, self.containers, self.repository, self.path, self.allow_dirty):
             box.observe(self._target_changed, names="value")
         self.rollback_to.observe(self._rollback_target_changed, names="value")
@@ -121,8 +145,10 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
                 self.summary,
                 self.steps,
                 self.diff,
+                self.pause_box,
                 self.progress,
                 self.outcome,
+                self.failure,
                 heading("Rollback"),
                 form([self.rollback_to]),
                 widgets.HBox([self.rollback_plan_button, self.rollback_button], layout=widgets.Layout(grid_gap="8px")),
@@ -160,12 +186,17 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
             self.messages.warning("plan the release first: the plan shows what Build & Release will do")
             return False
         self.progress.reset(f"Releasing {plan.tag} to {plan.options.cluster}/{plan.options.service}")
-        self.outcome.clear()
+        self._clear_outcome()
         self.messages.info(f"releasing {plan.tag}: build, push, register, update, then following the rollout ...")
 
         def job() -> ReleaseRecord:
             return apply_release(
-                plan, self.aws, progress=self.progress, poll_interval=self.poll_interval, timeout=self.timeout
+                plan,
+                self.aws,
+                progress=self._progress,
+                poll_interval=self.poll_interval,
+                timeout=self.timeout,
+                on_pause=self._paused,
             )
 
         return self.work.start("the release", job, self._show_record, self._stopped)
@@ -187,19 +218,87 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
             self.messages.warning("plan the rollback first: the plan shows where Roll back goes")
             return False
         self.progress.reset(f"Rolling {plan.cluster}/{plan.service} back to {short_arn(plan.target_arn)}")
-        self.outcome.clear()
+        self._clear_outcome()
         self.messages.info(f"rolling back to {short_arn(plan.target_arn)} and following the rollout ...")
 
         def job() -> ReleaseRecord:
             return apply_rollback(
-                plan, self.aws, progress=self.progress, poll_interval=self.poll_interval, timeout=self.timeout
+                plan,
+                self.aws,
+                progress=self._progress,
+                poll_interval=self.poll_interval,
+                timeout=self.timeout,
+                on_pause=self._paused,
             )
 
         return self.work.start("the rollback", job, self._show_record, self._stopped)
 
+    def answer(self, action: str) -> bool:
+        """Answer the PAUSE hook the rollout waits at: CONTINUE (Approve) or ROLLBACK (Roll back). False when no hook
+        waits, or ECS refused (the message says why: its timeout may have acted first)."""
+        with self._pause_lock:
+            pause, self.pause = self.pause, None
+        if pause is None:
+            self.messages.warning("no PAUSE hook awaits an answer: the deployment went on without one")
+            return False
+        self._show_pause(None)
+        try:
+            pause.answer(action)
+        except OpskitError as exc:  # the hook's timeout acted first, or the deployment ended meanwhile
+            self.messages.failure(exc)
+            return False
+        said = "approved: the deployment goes on" if action == "CONTINUE" else "rolled back at the hook"
+        self.messages.info(f"PAUSE hook {pause.hook_id} {said}; following the rollout ...")
+        return True
+
     def wait(self, timeout: float | None = None) -> None:
         """Block until the panel's background work ends (TimeoutError after ``timeout`` seconds)."""
         self.work.wait(timeout)
+
+    # -- the rollout at a PAUSE hook ----------------------------------------------------------------------------------
+    def _paused(self, pause: Pause) -> None:
+        """Asked by the rollout (in the background) about a PAUSE hook: show it and its buttons, answer later."""
+        with self._pause_lock:
+            self.pause = pause
+        self._show_pause(pause)
+        self.messages.warning(f"{pause.describe()}: Approve or Roll back")
+
+    def _progress(self, event: ProgressEvent) -> None:
+        """The progress view, and the time left at a waiting PAUSE hook as the rollout is polled."""
+        self.progress(event)
+        if event.stage == "wait" and event.state == "running":
+            pause = self.pause
+            if pause is not None:
+                self._show_pause(pause)
+
+    def _show_pause(self, pause: Pause | None) -> None:
+        if pause is None:
+            self.pause_box.layout.display = "none"
+            self.pause_details.value = ""
+            return
+        left = pause.seconds_left()
+        when = (
+            f"{html.escape(pause.timeout_action)} in {_duration(left)} unless answered"
+            if left is not None
+            else "no timeout: it waits for an answer"
+        )
+        target = pause.hook.get("targetArn")
+        rows = [
+            ("hook", pause.hook_id),
+            ("service", f"{pause.rollout.cluster}/{pause.rollout.service}"),
+            ("deployment", short_arn(pause.rollout.arn)),
+            ("status", str(pause.hook.get("status"))),
+            ("timeout", when),
+            *([("target", str(target))] if target else []),
+        ]
+        cells = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{v if k == 'timeout' else html.escape(v)}</td></tr>" for k, v in rows
+        )
+        self.pause_details.value = block(
+            "<b>The deployment waits at a PAUSE hook</b>: check the new revision (its test traffic), then approve or "
+            f"roll back.<table class='opskit-table'>{cells}</table>"
+        )
+        self.pause_box.layout.display = "flex"
 
     # -- showing results ----------------------------------------------------------------------------------------------
     def _show_release_plan(self, plan: ReleasePlan) -> None:
@@ -239,12 +338,20 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         self.messages.info("read the rollback plan; Roll back carries it out")
         self.rollback_button.disabled = False
 
+    def _clear_outcome(self) -> None:
+        self.outcome.clear()
+        self.failure.clear()
+
     def _show_record(self, record: ReleaseRecord) -> None:
         self.record = record
+        with self._pause_lock:
+            self.pause = None
+        self._show_pause(None)
         stages = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in record.stages.items())
         fields = {
             "outcome": record.outcome,
             "reason": record.reason,
+            **({"cause": record.cause} if record.cause else {}),
             "revision": short_arn(record.revision_arn),
             "image": record.image,
             "digest": record.digest,
@@ -260,7 +367,10 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         if record.ok:
             self.messages.success(f"{what}: {record.outcome}: {record.reason}")
         else:
-            self.messages.error(f"{what}: {record.outcome}: {record.reason}")
+            cause = f" Cause: {record.cause}" if record.cause else ""
+            self.messages.error(f"{what}: {record.outcome}: {record.reason}{cause}")
+        if record.failure is not None:
+            self.failure.show(record.failure_frame(), caption="Why it failed (record.failure_frame())")
         # What ran is no longer what the plans describe: plan again before acting again.
         self.release_plan = self.rollback_plan = None
 
@@ -289,6 +399,12 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         if self.rollback_plan is not None:
             self.rollback_plan = None
             self.rollback_button.disabled = True
+
+
+def _duration(seconds: float) -> str:
+    """``2 min 05 s``, ``40 s``"""
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
 def _moment(iso: str | None) -> str:

@@ -133,6 +133,10 @@ def test_a_release_the_circuit_breaker_rolls_back_is_an_error_with_the_reason(de
     assert "ECS rolled back to web:30" in panel.messages.text
     assert panel.progress.stages["wait"].state == "failed"
     assert any("rolling back" in line for line in panel.progress.log_lines)
+    # why, in the words of the tasks that failed: the container that could not start, and the table of it all
+    assert panel.record.cause.startswith("container web did not run: CannotStartContainerError"), panel.record.cause
+    assert f"Cause: {panel.record.cause}" in panel.messages.text
+    assert "Why it failed" in panel.failure.value and "CannotStartContainerError" in panel.failure.value
 
 
 @pytest.mark.parametrize(

@@ -266,3 +266,36 @@ def test_cleanup_runbook_applies_the_plan_after_the_confirmation(
     check_layout(page, panel)
     screenshot(page, panel, screenshots, "cleanup-panel")
     page.close()
+
+
+def test_a_pause_hook_is_rolled_back_then_approved_from_the_panel(
+    browser: Any, runbooks: Runbooks, screenshots: Path
+) -> None:
+    """The demo's checkout deploys BLUE_GREEN with a PAUSE hook after the test traffic shift: the panel shows the
+    hook and its time left, and its buttons answer it (ContinueServiceDeployment ROLLBACK, then CONTINUE)."""
+    page = open_runbook(browser, runbooks, "release")
+    panel = ".opskit-release-panel"
+    page.wait_for_selector(f"{panel} .msg.info:has-text('read the plan and the diff')")
+    page.locator(panel).get_by_label("service", exact=True).fill("checkout")
+    pause = page.locator(f"{panel} .opskit-pause")
+    for answer, outcome in (("Roll back", "ROLLED_BACK"), ("Approve", "COMPLETED")):
+        page.locator(panel).get_by_role("button", name="Plan release").click()
+        page.wait_for_selector(f"{panel} .msg.info:has-text('read the plan and the diff')")
+        page.get_by_role("button", name="Build & Release").click()
+        pause.get_by_role("button", name=answer).wait_for()
+        details = pause.inner_text()
+        assert "The deployment waits at a PAUSE hook" in details and "demo/checkout" in details
+        assert re.search(r"ROLLBACK in \d+ min \d\d s unless answered", details), details
+        if answer == "Approve":
+            check_layout(page, panel)
+            screenshot(page, panel, screenshots, "release-panel-pause")
+        pause.get_by_role("button", name=answer).click()
+        page.wait_for_selector(f"{panel} .msg.success, {panel} .msg.error")
+        assert pause.is_hidden()
+        record = page.locator(f"{panel} .opskit-table:has-text(\"release's record\")").inner_text()
+        assert re.search(rf"outcome\s+{outcome}", record), record
+        if outcome == "ROLLED_BACK":
+            assert "rolled back by ContinueServiceDeployment" in record, record
+            why = page.locator(f"{panel} .opskit-table:has-text('Why it failed')").inner_text()
+            assert re.search(r"hook\s+\w+\s+FAILED\s+PAUSE", why) and "Scaling activity" not in why, why
+    page.close()
