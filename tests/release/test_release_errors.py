@@ -212,6 +212,7 @@ def test_cli_exit_codes_and_one_line_errors(world: World) -> None:
     assert rolled.returncode == 1, rolled.stderr
     record = json.loads(rolled.stdout)
     assert record["outcome"] == "ROLLED_BACK" and record["service_deployment_arn"].startswith("arn:aws:ecs:")
-    (last,) = rolled.stderr.strip().splitlines()[-1:]
-    assert last.startswith("opskit: release failed: ROLLED_BACK: ") and last.endswith("ECS rolled back to web:2")
-    assert "circuit breaker: " in last
+    failed, cause = rolled.stderr.strip().splitlines()[-2:]
+    assert failed.startswith("opskit: release failed: ROLLED_BACK: ") and failed.endswith("ECS rolled back to web:2")
+    assert "circuit breaker: " in failed
+    assert cause.startswith("opskit: cause: container web did not run: CannotStartContainerError"), cause
