@@ -1,8 +1,10 @@
 """The release plan: what a release of this commit to this service would do, decided without changing anything.
 
 >>> plan = plan_release(aws, ReleaseOptions(cluster="prod", service="web", path="."))   # doctest: +SKIP
->>> plan.to_frame()            # one row per step: build, push, register, update, wait
+>>> plan.to_frame()            # one row per step: build, push, register, update, wait; then the rollout's stages
 >>> print("\\n".join(plan.diff))  # the live revision against the new one
+>>> plan.rollout.shortest      # what the deployment goes through, and the least time it takes: bake times
+'at least 10 min (bake time 10 min)'
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from opskit.git import Checkout, read_checkout
 from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
 from opskit.release.images import OCI_REVISION, BuildSpec, RegistryAuth
 from opskit.release.rollout import strategy_of
+from opskit.release.stages import RolloutPlan, rollout_plan
 from opskit.release.taskdef import MAX_BODY_BYTES, body_size, diff, registrable, same_body, with_images
 
 if TYPE_CHECKING:
@@ -106,6 +109,8 @@ class ReleasePlan:
     service_tags: tuple[dict[str, str], ...] = ()  # the service's tags as the plan read them (lock holders among them)
     live_tags: tuple[dict[str, str], ...] = ()  # the live revision's tags, which the new revision carries on
     strategy: str = "ROLLING"  # how ECS deploys the service (deploymentConfiguration.strategy)
+    # What the deployment goes through: its stages with their hooks and bake times, its alarms and circuit breaker.
+    rollout: RolloutPlan | None = None
     planned_at: float = field(default_factory=time.monotonic)
     # The engine the plan asked (it is asked again only when this is gone): not part of what the plan says.
     docker: Any = field(default=None, compare=False, repr=False)
@@ -155,24 +160,36 @@ class ReleasePlan:
             "platform": self.platform,
             "build_unavailable": str(self.build_unavailable) if self.build_unavailable else None,
             "local_image": self.local_image,
+            "rollout": self.rollout.to_dict() if self.rollout else None,
         }
 
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(step, action, detail): one per step, in order; then, for a deployment that goes through ECS's lifecycle
+        stages, one per stage (action ``stage``) and its alarms and circuit breaker (action ``monitor``). A ROLLING
+        deployment is one stage: the wait row says it, with its monitors."""
+        rows = [(s.name, s.action, s.detail) for s in self.steps]
+        if self.rollout is None:
+            return rows
+        if self.rollout.staged:
+            return [*rows, *self.rollout.rows()]
+        said = [detail if action == "stage" else f"{name}: {detail}" for name, action, detail in self.rollout.rows()]
+        return [
+            (name, action, "; ".join([detail, *said]) if name == "wait" else detail) for name, action, detail in rows
+        ]
+
     def to_frame(self) -> pd.DataFrame:
-        """One row per step, in order."""
+        """One row per step, in order, then the rollout's stages (:meth:`rows`)."""
         import pandas as pd
 
-        return pd.DataFrame(
-            [{"step": s.name, "action": s.action, "detail": s.detail} for s in self.steps],
-            columns=["step", "action", "detail"],
-        ).astype("string")
+        return pd.DataFrame(self.rows(), columns=["step", "action", "detail"]).astype("string")
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.summary(), "steps": [s.__dict__ for s in self.steps], "diff": list(self.diff)}
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td>{html.escape(s.name)}</td><td>{html.escape(s.action)}</td><td>{html.escape(s.detail)}</td></tr>"
-            for s in self.steps
+            f"<tr><td>{html.escape(name)}</td><td>{html.escape(action)}</td><td>{html.escape(detail)}</td></tr>"
+            for name, action, detail in self.rows()
         )
         diff_html = html.escape("\n".join(self.diff)) or "(no change)"
         return (
@@ -192,7 +209,8 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
             "or pass --allow-dirty"
         )
     tag = release_tag(commit, options)
-    cluster_arn, service = describe_service(aws, options.cluster, options.service, tags=True)
+    # Raw: an older botocore drops the deployment configuration's newer fields (strategy, hooks, bake times).
+    cluster_arn, service = describe_service(aws, options.cluster, options.service, tags=True, raw=True)
     strategy = strategy_of(service)  # refuses a service that CodeDeploy or an external controller deploys
     live_arn = str(service["taskDefinition"])
     described = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": live_arn, "include": ["TAGS"]})
@@ -242,6 +260,7 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         service_tags=tuple(service.get("tags") or ()),
         live_tags=tuple(described.get("tags") or ()),
         strategy=strategy,
+        rollout=rollout_plan(service),
         docker=docker,
     )
     return replace(plan, steps=_steps(plan))
@@ -262,12 +281,15 @@ def release_tag(commit: Checkout, options: ReleaseOptions) -> str:
     return tag
 
 
-def describe_service(aws: Aws, cluster: str, service: str, *, tags: bool = False) -> tuple[str, dict[str, Any]]:
+def describe_service(
+    aws: Aws, cluster: str, service: str, *, tags: bool = False, raw: bool = False
+) -> tuple[str, dict[str, Any]]:
     """(cluster ARN, the service as DescribeServices tells it, with its ``tags`` when asked), or a one-line error
-    naming what is missing."""
-    ecs = aws.client("ecs")
+    naming what is missing. ``raw``: exactly as ECS sent it (:meth:`Aws.call_json`: every field, even those the
+    installed botocore does not know; timestamps as epoch seconds)."""
+    body: dict[str, Any] = {"cluster": cluster, "services": [service], **({"include": ["TAGS"]} if tags else {})}
     try:
-        answer = ecs.describe_services(cluster=cluster, services=[service], **({"include": ["TAGS"]} if tags else {}))
+        answer = aws.call_json("ecs", "DescribeServices", body) if raw else aws.client("ecs").describe_services(**body)
     except AwsError as exc:
         if exc.code == "ClusterNotFoundException":
             raise NotFoundError(
@@ -440,5 +462,7 @@ def _steps(plan: ReleasePlan) -> tuple[Step, ...]:
             Step("update", "run", f"{plan.options.cluster}/{plan.options.service} from {_short(plan.live_arn)}")
         )
     verdict = f"until ECS records the {plan.strategy} deployment's verdict (SUCCESSFUL, or why not)"
+    if plan.rollout is not None:
+        verdict += f", {plan.rollout.shortest}"
     steps.append(Step("wait", "run", verdict))
     return tuple(steps)
