@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 
@@ -68,6 +68,13 @@ class TerminalProgress:
         if self._bar_shown:
             self.stream.write("\r" + " " * len(self._last_line) + "\r")
             self._bar_shown = False
+
+
+def text_table(frame: Any) -> str:
+    """A DataFrame as the terminal reads it best: left-aligned columns two spaces apart, a header, no index."""
+    rows = [[str(c) for c in frame.columns], *([str(v) for v in row] for row in frame.itertuples(index=False))]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 def report_record(record: ReleaseRecord, output_format: str) -> None:

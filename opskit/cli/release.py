@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from opskit.cli.options import aws_options, follow_options, format_option, make_aws
-from opskit.cli.progress import TerminalProgress, report_record
+from opskit.cli.progress import TerminalProgress, report_record, text_table
 from opskit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def command(
             click.echo(json.dumps(plan.to_dict(), indent=2))
         else:
             click.echo(f"Release {plan.tag} ({plan.commit.sha}) to {cluster}/{service}\n")
-            click.echo(plan.to_frame().to_string(index=False))
+            click.echo(text_table(plan.to_frame()))
             click.echo("\n" + ("\n".join(plan.diff) or "(the new revision is the live one)"))
         return
     record = apply_release(

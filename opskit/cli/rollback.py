@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from opskit.cli.options import aws_options, follow_options, format_option, make_aws
-from opskit.cli.progress import TerminalProgress, follow_and_report, report_record
+from opskit.cli.progress import TerminalProgress, follow_and_report, report_record, text_table
 
 if TYPE_CHECKING:
     from opskit.release.rollout import Rollout
@@ -55,7 +55,7 @@ def command(
                 f"Roll {cluster}/{service} back from {plan.live_arn.rsplit('/', 1)[-1]} "
                 f"to {plan.target_arn.rsplit('/', 1)[-1]} ({plan.chosen_by})\n"
             )
-            click.echo(plan.to_frame().to_string(index=False))
+            click.echo(text_table(plan.to_frame()))
         return
     record = apply_rollback(plan, aws, progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
     report_record(record, output_format)
