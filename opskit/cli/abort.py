@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from opskit.cli.options import aws_options, follow_options, format_option, make_aws, wait_option
 from opskit.cli.progress import follow_and_report
+
+if TYPE_CHECKING:
+    from opskit.release.rollout import Following
 
 
 @click.command("abort")
@@ -19,8 +24,7 @@ def command(
     cluster: str,
     service: str,
     wait: bool,
-    timeout: float,
-    poll_interval: float,
+    following: Following,
     output_format: str,
     region: str | None,
     profile: str | None,
@@ -35,6 +39,4 @@ def command(
     click.echo(f"opskit: ABORT requested for {rollout.arn.rsplit('/', 1)[-1]}", err=True)
     if wait:
         what = f"deployment of {service}"
-        follow_and_report(
-            what, rollout, output_format, timeout=timeout, poll_interval=poll_interval, expected=Outcome.STOPPED
-        )
+        follow_and_report(what, rollout, output_format, following, expected=Outcome.STOPPED)

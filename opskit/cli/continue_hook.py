@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from opskit.cli.options import aws_options, follow_options, format_option, make_aws, wait_option
 from opskit.cli.progress import follow_and_report
+
+if TYPE_CHECKING:
+    from opskit.release.rollout import Following
 
 
 @click.command("continue")
@@ -23,8 +28,7 @@ def command(
     hook_id: str | None,
     rollback: bool,
     wait: bool,
-    timeout: float,
-    poll_interval: float,
+    following: Following,
     output_format: str,
     region: str | None,
     profile: str | None,
@@ -41,4 +45,4 @@ def command(
     if wait:
         expected = Outcome.ROLLED_BACK if rollback else Outcome.COMPLETED
         what = f"deployment of {service}"
-        follow_and_report(what, rollout, output_format, timeout=timeout, poll_interval=poll_interval, expected=expected)
+        follow_and_report(what, rollout, output_format, following, expected=expected)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -44,14 +45,36 @@ def format_option(*choices: str, default: str = "table") -> Callable[..., Any]:
 
 
 def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--timeout and --poll-interval: how every command that follows a deployment to its end waits for it."""
+    """--timeout, --poll-interval and --wait-until: how every command that follows a deployment waits for it, given
+    to the command as one ``following`` (:class:`opskit.release.rollout.Following`, which holds the defaults)."""
+    from opskit.release.rollout import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Following, Until
+
+    wrapped = command
+
+    @functools.wraps(wrapped)
+    def with_following(*args: Any, timeout: float, poll_interval: float, until: Until, **kwargs: Any) -> Any:
+        return wrapped(*args, following=Following(timeout, poll_interval, until), **kwargs)
+
     command = click.option(
-        "--poll-interval", type=click.FloatRange(min=0.05), default=5, show_default=True, help="Seconds between polls."
+        "--wait-until",
+        "until",
+        default="deployed",
+        show_default=True,
+        metavar="deployed|stable|paused|stage:NAME",
+        callback=lambda _ctx, _param, value: Until.parse(value),
+        help="Where following ends: ECS's verdict; and the service steady; at a PAUSE hook; at a lifecycle stage.",
+    )(with_following)
+    command = click.option(
+        "--poll-interval",
+        type=click.FloatRange(min=0.05),
+        default=DEFAULT_POLL_INTERVAL,
+        show_default=True,
+        help="Seconds between polls.",
     )(command)
     return click.option(
         "--timeout",
         type=click.FloatRange(min=1),
-        default=1800,
+        default=DEFAULT_TIMEOUT,
         show_default=True,
         help="Seconds to wait for the rollout.",
     )(command)

@@ -11,7 +11,7 @@ import click
 
 from opskit.progress import ProgressEvent
 from opskit.release.record import ReleaseRecord
-from opskit.release.rollout import Outcome, Rollout, Verdict
+from opskit.release.rollout import Following, Outcome, Rollout, Verdict
 
 MARKS = {"started": "..", "done": "ok", "skipped": "--", "failed": "!!"}
 BAR_WIDTH = 24
@@ -101,14 +101,24 @@ def report_verdict(
         click.echo(json.dumps(body, indent=2))
     else:
         click.echo(f"{verdict.outcome.value}: {verdict.reason}")
-    if verdict.outcome is not expected:
+    if verdict.outcome not in (expected, Outcome.REACHED):
         click.echo(f"opskit: {what}: {verdict.outcome.value}: {verdict.reason}", err=True)
         sys.exit(verdict.outcome.exit_code or 1)
 
 
 def follow_and_report(
-    what: str, rollout: Rollout, output_format: str, *, timeout: float, poll_interval: float, expected: Outcome
+    what: str,
+    rollout: Rollout,
+    output_format: str,
+    following: Following,
+    *,
+    expected: Outcome,
 ) -> None:
-    """Follow ``rollout`` to its end in the terminal, then report it (:func:`report_verdict`)."""
-    verdict = rollout.follow(progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+    """Follow ``rollout`` as ``following`` says in the terminal, then report it (:func:`report_verdict`)."""
+    verdict = rollout.follow(
+        progress=TerminalProgress(),
+        timeout=following.timeout,
+        poll_interval=following.poll_interval,
+        until=following.until,
+    )
     report_verdict(what, rollout.arn, verdict, output_format, expected=expected)

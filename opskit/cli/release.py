@@ -14,7 +14,7 @@ from opskit.cli.progress import TerminalProgress, report_record, text_table
 from opskit.errors import ConfigError
 
 if TYPE_CHECKING:
-    from opskit.release.rollout import Pause, PauseAnswer
+    from opskit.release.rollout import Following, Pause, PauseAnswer
 
 
 def pause_answer(approve: bool) -> PauseAnswer | None:
@@ -98,8 +98,7 @@ def command(
     dry_run: bool,
     force: bool,
     approve: bool,
-    timeout: float,
-    poll_interval: float,
+    following: Following,
     output_format: str,
     region: str | None,
     profile: str | None,
@@ -139,8 +138,9 @@ def command(
         plan,
         aws,
         progress=TerminalProgress(),
-        timeout=timeout,
-        poll_interval=poll_interval,
+        timeout=following.timeout,
+        poll_interval=following.poll_interval,
+        until=following.until,
         on_pause=pause_answer(approve),
     )
     report_record(record, output_format)

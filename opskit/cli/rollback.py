@@ -11,7 +11,7 @@ from opskit.cli.options import aws_options, follow_options, format_option, make_
 from opskit.cli.progress import TerminalProgress, follow_and_report, report_record, text_table
 
 if TYPE_CHECKING:
-    from opskit.release.rollout import Rollout
+    from opskit.release.rollout import Following, Rollout
 
 
 @click.command("rollback")
@@ -29,8 +29,7 @@ def command(
     to: str | None,
     dry_run: bool,
     force: bool,
-    timeout: float,
-    poll_interval: float,
+    following: Following,
     output_format: str,
     region: str | None,
     profile: str | None,
@@ -44,7 +43,7 @@ def command(
     aws = make_aws(region, profile, endpoint_url)
     rollout = going(aws, cluster, service) if to is None else None
     if rollout is not None:
-        _stop_and_follow(rollout, dry_run, timeout, poll_interval, output_format)
+        _stop_and_follow(rollout, dry_run, following, output_format)
         return
     plan = plan_rollback(aws, cluster, service, to=to, force=force)
     if dry_run:
@@ -57,11 +56,18 @@ def command(
             )
             click.echo(text_table(plan.to_frame()))
         return
-    record = apply_rollback(plan, aws, progress=TerminalProgress(), timeout=timeout, poll_interval=poll_interval)
+    record = apply_rollback(
+        plan,
+        aws,
+        progress=TerminalProgress(),
+        timeout=following.timeout,
+        poll_interval=following.poll_interval,
+        until=following.until,
+    )
     report_record(record, output_format)
 
 
-def _stop_and_follow(rollout: Rollout, dry_run: bool, timeout: float, poll_interval: float, output_format: str) -> None:
+def _stop_and_follow(rollout: Rollout, dry_run: bool, following: Following, output_format: str) -> None:
     from opskit.release.rollout import Outcome
 
     name = rollout.arn.rsplit("/", 1)[-1]
@@ -73,6 +79,4 @@ def _stop_and_follow(rollout: Rollout, dry_run: bool, timeout: float, poll_inter
     rollout.stop("ROLLBACK")
     click.echo(f"opskit: ROLLBACK requested for {name}, in progress", err=True)
     what = f"rollback of {rollout.service}"
-    follow_and_report(
-        what, rollout, output_format, timeout=timeout, poll_interval=poll_interval, expected=Outcome.ROLLED_BACK
-    )
+    follow_and_report(what, rollout, output_format, following, expected=Outcome.ROLLED_BACK)

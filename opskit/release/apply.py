@@ -27,7 +27,17 @@ from opskit.release.failure import diagnose
 from opskit.release.lock import holders_in, service_lock
 from opskit.release.plan import ReleasePlan, describe_service, existing_digest
 from opskit.release.record import ReleaseRecord
-from opskit.release.rollout import Outcome, PauseAnswer, Rollout, Verdict, strategy_of
+from opskit.release.rollout import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    DEPLOYED,
+    Outcome,
+    PauseAnswer,
+    Rollout,
+    Until,
+    Verdict,
+    strategy_of,
+)
 from opskit.release.taskdef import with_images
 
 FRESH_PLAN_SECONDS = 30.0  # a plan younger than this is the world as it is; an older one is read again where it matters
@@ -76,13 +86,15 @@ def apply_release(
     *,
     progress: Progress = ignore,
     docker: Any = None,
-    timeout: float = 1800.0,
-    poll_interval: float = 5.0,
+    timeout: float = DEFAULT_TIMEOUT,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
     journal_dir: Path | None = None,
     on_pause: PauseAnswer | None = None,
+    until: Until = DEPLOYED,
 ) -> ReleaseRecord:
     """Carry out ``plan``. Returns the record; a failed rollout is a record with ``ok`` False, not an exception.
-    ``on_pause`` answers the PAUSE hooks the deployment waits at (see :meth:`Rollout.follow`).
+    ``on_pause`` answers the PAUSE hooks the deployment waits at, and ``until`` says where following it ends (see
+    :meth:`Rollout.follow`).
 
     Errors that stop a release before it deploys (build failure, refused push, a service that changed since the
     plan, another release holding the lock) raise one-line :class:`~opskit.errors.OpskitError`.
@@ -123,7 +135,7 @@ def apply_release(
             record=record,
             journal=journal,
         )
-        verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause)
+        verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause, until)
     return settle(record, journal, verdict)
 
 
@@ -308,12 +320,14 @@ def follow(
     timeout: float,
     poll: float,
     on_pause: PauseAnswer | None = None,
+    until: Until = DEPLOYED,
 ) -> Verdict:
-    """Follow the rollout to ECS's verdict; the wait stage fails (in the progress) when the rollout does."""
+    """Follow the rollout to ECS's verdict (or where ``until`` says); the wait stage fails (in the progress) when the
+    rollout does."""
     stages.progress(ProgressEvent("wait", "started", f"following {rollout.strategy} deployment {record.deployment_id}"))
     started = time.monotonic()
     verdict = rollout.follow(
-        progress=stages.progress, timeout=timeout, poll_interval=poll, since=since, on_pause=on_pause
+        progress=stages.progress, timeout=timeout, poll_interval=poll, since=since, on_pause=on_pause, until=until
     )
     record.stages["wait"] = round(time.monotonic() - started, 3)
     if not verdict.ok:

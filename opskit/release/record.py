@@ -30,7 +30,10 @@ class ReleaseRecord:
 
     @property
     def ok(self) -> bool:
-        return self.outcome == "COMPLETED"
+        """It did what was asked: ECS recorded the deployment SUCCESSFUL, or it got where --wait-until said."""
+        from opskit.release.rollout import SUCCESSES
+
+        return self.outcome in SUCCESSES
 
     @property
     def exit_code(self) -> int:

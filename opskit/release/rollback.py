@@ -27,7 +27,7 @@ from opskit.release.apply import Stages, _now, deploy, follow, journal_for, refu
 from opskit.release.lock import service_lock
 from opskit.release.plan import describe_service
 from opskit.release.record import ReleaseRecord
-from opskit.release.rollout import PauseAnswer
+from opskit.release.rollout import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, DEPLOYED, PauseAnswer, Until
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -154,13 +154,14 @@ def apply_rollback(
     aws: Aws,
     *,
     progress: Progress = ignore,
-    timeout: float = 1800.0,
-    poll_interval: float = 5.0,
+    timeout: float = DEFAULT_TIMEOUT,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
     journal_dir: Path | None = None,
     on_pause: PauseAnswer | None = None,
+    until: Until = DEPLOYED,
 ) -> ReleaseRecord:
     """Carry out ``plan`` and follow the rollout as :func:`~opskit.release.apply_release` does (``on_pause`` answers
-    the PAUSE hooks the rollback's deployment waits at)."""
+    the PAUSE hooks the rollback's deployment waits at, ``until`` says where following it ends)."""
     record = ReleaseRecord(
         kind="rollback",
         cluster=plan.cluster,
@@ -189,7 +190,7 @@ def apply_rollback(
             record=record,
             journal=journal,
         )
-        verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause)
+        verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause, until)
     return settle(record, journal, verdict)
 
 

@@ -11,6 +11,8 @@ runs (CodeDeploy, or EXTERNAL) is refused: opskit's release would fight that con
 
 >>> rollout = Rollout.for_service(aws, described_service)                       # doctest: +SKIP
 >>> verdict = rollout.follow(progress=print, timeout=1800, poll_interval=5)     # doctest: +SKIP
+>>> rollout.follow(until=Until.parse("paused")).outcome                          # doctest: +SKIP
+<Outcome.REACHED: 'REACHED'>
 >>> verdict.outcome, verdict.outcome.exit_code, verdict.reason                  # doctest: +SKIP
 (<Outcome.ROLLED_BACK: 'ROLLED_BACK'>, 1, 'Circuit breaker failure threshold reached. ECS rolled back to web:29')
 """
@@ -29,8 +31,24 @@ from opskit.errors import ConfigError
 from opskit.progress import Progress, ProgressEvent, ignore
 
 STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
+# The lifecycle stages a service deployment reports, in order (botocore's ecs model: ServiceDeploymentLifecycleStage).
+LIFECYCLE_STAGES = (
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+    "BAKE_TIME",
+    "CLEAN_UP",
+)
+
 # Statuses of a service deployment that is still going (ECS's ServiceDeploymentStatus).
 GOING = ("PENDING", "IN_PROGRESS", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED")
+DEFAULT_TIMEOUT = 1800.0  # seconds a release, rollback or continue follows its deployment before it gives up
+DEFAULT_POLL_INTERVAL = 5.0  # seconds between reads of the deployment's record (3x that in a bake or at a hook)
 SLOW_STAGES = ("BAKE_TIME",)  # nothing moves for minutes: polled less often
 SLOW_FACTOR = 3.0
 ANSWERS = ("CONTINUE", "ROLLBACK")  # ContinueServiceDeployment's actions at a PAUSE hook
@@ -45,6 +63,7 @@ class Outcome(StrEnum):
     ROLLBACK_FAILED = "ROLLBACK_FAILED"  # ECS rolled it back and the rollback failed too
     STOPPED = "STOPPED"  # stopped where it stood: by request (ABORT), a newer deployment, or a monitor without rollback
     TIMED_OUT = "TIMED_OUT"  # still going when the wait gave up; it goes on in ECS
+    REACHED = "REACHED"  # got where --wait-until said to stop following (a PAUSE hook, a stage); it goes on in ECS
 
     @property
     def exit_code(self) -> int:
@@ -58,7 +77,9 @@ EXIT_CODES = {
     Outcome.ROLLBACK_FAILED: 3,
     Outcome.STOPPED: 4,
     Outcome.TIMED_OUT: 5,
+    Outcome.REACHED: 0,
 }
+SUCCESSES = (Outcome.COMPLETED, Outcome.REACHED)
 
 
 @dataclass(frozen=True)
@@ -69,7 +90,67 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return self.outcome is Outcome.COMPLETED
+        return self.outcome in SUCCESSES
+
+
+@dataclass(frozen=True)
+class Until:
+    """Where following a deployment ends (``--wait-until``): ``deployed``, ECS recorded its verdict (the default);
+    ``stable``, that, and then the service steady (one deployment, as many tasks running as desired); ``paused``, the
+    deployment waits at a PAUSE hook (or ended before one); ``stage:NAME``, it reached lifecycle stage NAME or a later
+    one (or ended before). A deployment that ends first always reports its verdict: polls that miss a stage never
+    change it."""
+
+    kind: str = "deployed"
+    stage: str | None = None
+
+    KINDS = ("deployed", "stable", "paused", "stage:NAME")
+
+    @classmethod
+    def parse(cls, text: str) -> Until:
+        kind, _, stage = text.strip().partition(":")
+        if kind == "stage":
+            name = stage.strip().upper()
+            if name not in LIFECYCLE_STAGES:
+                raise ConfigError(
+                    f"--wait-until stage:{stage} names no lifecycle stage: pass stage: and one of "
+                    f"{', '.join(LIFECYCLE_STAGES)}"
+                )
+            return cls("stage", name)
+        if kind not in ("deployed", "stable", "paused") or stage:
+            raise ConfigError(f"--wait-until {text!r} is not one of {', '.join(cls.KINDS)}: pass one of them")
+        return cls(kind)
+
+    def __str__(self) -> str:
+        return f"stage:{self.stage}" if self.kind == "stage" else self.kind
+
+    def reached(self, record: dict[str, Any]) -> str | None:
+        """How a deployment still going got where this ends, in words; None while it has not."""
+        if self.kind == "paused":
+            for hook in record.get("lifecycleHookDetails") or []:
+                if hook.get("targetType") == "PAUSE" and hook.get("status") == "AWAITING_ACTION":
+                    action, when = hook.get("timeoutAction", "ROLLBACK"), _when(hook.get("expiresAt"))
+                    return (
+                        f"the deployment waits at PAUSE hook {hook.get('hookId')}: answer it with `opskit continue` "
+                        f"(or --rollback) before its timeout ({action} at {when})"
+                    )
+        if self.kind == "stage" and self.stage is not None:
+            now = str(record.get("lifecycleStage") or "")
+            if now in LIFECYCLE_STAGES and LIFECYCLE_STAGES.index(now) >= LIFECYCLE_STAGES.index(self.stage):
+                return f"the deployment reached {self.stage}" + (f" (it is at {now})" if now != self.stage else "")
+        return None
+
+
+DEPLOYED = Until()
+
+
+@dataclass(frozen=True)
+class Following:
+    """How a command follows a deployment (``--timeout``, ``--poll-interval``, ``--wait-until``), defaults here."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    until: Until = DEPLOYED
 
 
 def strategy_of(service: dict[str, Any]) -> str:
@@ -273,13 +354,15 @@ class Rollout:
         self,
         *,
         progress: Progress = ignore,
-        timeout: float = 1800.0,
-        poll_interval: float = 5.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         since: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         on_pause: PauseAnswer | None = None,
+        until: Until = DEPLOYED,
     ) -> Verdict:
-        """Poll the record until the deployment ends or ``timeout`` seconds pass, reporting what changes.
+        """Poll the record until the deployment ends (or gets where ``until`` says) or ``timeout`` seconds pass,
+        reporting what changes.
 
         ``on_pause`` is asked once about each PAUSE hook that awaits action (a :class:`Pause`): CONTINUE or ROLLBACK
         is sent to ECS (ContinueServiceDeployment), None leaves the hook waiting (for someone else, or for the
@@ -294,7 +377,12 @@ class Rollout:
             verdict = self.verdict(record)
             if verdict is not None:
                 self.service_events(progress, since)  # ECS's closing words may have come after the first look
+                if verdict.ok and until.kind == "stable":
+                    return self._until_steady(verdict, progress, deadline, poll_interval, sleep)
                 return verdict
+            reached = until.reached(record)
+            if reached is not None:
+                return Verdict(Outcome.REACHED, reached, record)
             for hook in record.get("lifecycleHookDetails") or []:
                 if on_pause is None or hook.get("status") != "AWAITING_ACTION" or hook.get("hookId") in asked:
                     continue
@@ -318,6 +406,38 @@ class Rollout:
                 h.get("status") == "AWAITING_ACTION" for h in record.get("lifecycleHookDetails") or []
             )
             sleep(min(left, poll_interval * (SLOW_FACTOR if slow else 1.0)))
+
+    def _until_steady(
+        self,
+        verdict: Verdict,
+        progress: Progress,
+        deadline: float,
+        poll_interval: float,
+        sleep: Callable[[float], None],
+    ) -> Verdict:
+        """After a SUCCESSFUL deployment: poll the service until it is steady (one deployment, COMPLETED, as many
+        tasks running as desired: what ``aws ecs wait services-stable`` waits for)."""
+        ecs = self.aws.client("ecs")
+        while True:
+            (described,) = ecs.describe_services(cluster=self.cluster, services=[self.service])["services"] or [{}]
+            deployments = described.get("deployments") or []
+            running, desired = described.get("runningCount", 0), described.get("desiredCount", 0)
+            if (
+                len(deployments) == 1
+                and deployments[0].get("rolloutState") in (None, "COMPLETED")
+                and (running == desired)
+            ):
+                progress(ProgressEvent("wait", "log", f"{self.service} is steady: {running}/{desired} tasks running"))
+                return Verdict(verdict.outcome, f"{verdict.reason}; the service is steady", verdict.record)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return Verdict(
+                    Outcome.TIMED_OUT,
+                    f"{verdict.reason}, but {self.service} was not steady in time: {len(deployments)} deployments, "
+                    f"{running}/{desired} tasks running",
+                    verdict.record,
+                )
+            sleep(min(left, poll_interval))
 
 
 def _revision_line(revision: dict[str, Any]) -> str:
@@ -358,4 +478,17 @@ def _when(value: Any) -> str:
     return str(value)
 
 
-__all__ = ["EXIT_CODES", "Outcome", "Pause", "PauseAnswer", "Rollout", "Verdict", "strategy_of"]
+__all__ = [
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_TIMEOUT",
+    "EXIT_CODES",
+    "Following",
+    "LIFECYCLE_STAGES",
+    "Outcome",
+    "Pause",
+    "PauseAnswer",
+    "Rollout",
+    "Until",
+    "Verdict",
+    "strategy_of",
+]

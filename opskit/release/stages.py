@@ -20,21 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from opskit.release.rollout import strategy_of
+from opskit.release.rollout import LIFECYCLE_STAGES, strategy_of
 
-# ECS's names (botocore's ecs model: ServiceDeploymentLifecycleStage and DeploymentLifecycleHookStage).
-LIFECYCLE_STAGES = (
-    "RECONCILE_SERVICE",
-    "PRE_SCALE_UP",
-    "SCALE_UP",
-    "POST_SCALE_UP",
-    "TEST_TRAFFIC_SHIFT",
-    "POST_TEST_TRAFFIC_SHIFT",
-    "PRODUCTION_TRAFFIC_SHIFT",
-    "POST_PRODUCTION_TRAFFIC_SHIFT",
-    "BAKE_TIME",
-    "CLEAN_UP",
-)
+# ECS's names (botocore's ecs model: DeploymentLifecycleHookStage); the stages themselves are rollout's.
 HOOK_STAGES = (
     "RECONCILE_SERVICE",
     "PRE_SCALE_UP",

@@ -39,7 +39,7 @@ from opskit.release import (
     plan_release,
     plan_rollback,
 )
-from opskit.release.rollout import Pause
+from opskit.release.rollout import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, Pause
 from opskit.widgets.common import Background, FrameView, MessageArea, ProgressView, diff_html
 from opskit.widgets.style import block, button, checkbox, field, form, heading, short_arn, style_sheet
 
@@ -73,8 +73,8 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
         repository: str | None = None,
         path: str | Path = ".",
         allow_dirty: bool = False,
-        poll_interval: float = 5.0,
-        timeout: float = 1800.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.aws = aws
         self.poll_interval = poll_interval

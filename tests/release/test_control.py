@@ -125,3 +125,22 @@ def test_nothing_to_continue_or_stop_is_refused_in_one_line(sandbox: Sandbox) ->
     paused(sandbox)
     result = opskit(sandbox, "continue", "--hook", "nope")  # in progress, but not at that hook
     assert result.exit_code == 2 and "no PAUSE hook nope awaits action" in result.stderr
+
+
+def test_continue_can_stop_following_at_a_stage_or_wait_for_a_steady_service(sandbox: Sandbox) -> None:
+    paused(sandbox)
+    result = opskit(sandbox, "continue", "--wait-until", "stage:BAKE_TIME")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["outcome"] == "REACHED" and answer["reason"].startswith("the deployment reached BAKE_TIME")
+    assert current(sandbox)["status"] == "IN_PROGRESS"  # it goes on in ECS
+    wait_for(lambda: current(sandbox)["status"] == "SUCCESSFUL")
+
+    paused(sandbox)
+    result = opskit(sandbox, "continue", "--wait-until", "stable")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["reason"].endswith("; the service is steady")
+    assert "web is steady: 2/2 tasks running" in result.stderr
+
+    refused = opskit(sandbox, "continue", "--wait-until", "soon")
+    assert refused.exit_code == 2 and refused.stderr.startswith("opskit: error: --wait-until 'soon' is not one of")

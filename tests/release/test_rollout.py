@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from opskit.errors import ConfigError
 from opskit.progress import ProgressEvent
-from opskit.release.rollout import EXIT_CODES, Outcome, Pause, Rollout, strategy_of
+from opskit.release.rollout import EXIT_CODES, Outcome, Pause, Rollout, Until, strategy_of
 from opskit.sandbox import Sandbox
 from opskit.sandbox.alb import AlbSetup, make_alb
 from tests.sandbox.test_strategies import (  # noqa: F401 (sandbox: the fixture)
@@ -130,8 +131,10 @@ def test_a_wait_that_gives_up_says_where_the_deployment_stands(sandbox: Sandbox,
     assert "did not finish within 0.05 s (IN_PROGRESS: " in verdict.reason and "it goes on in ECS" in verdict.reason
 
 
-def test_each_outcome_has_its_own_exit_code() -> None:
-    assert sorted(EXIT_CODES.values()) == list(range(len(Outcome)))
+def test_each_failure_has_its_own_exit_code() -> None:
+    failures = [code for outcome, code in EXIT_CODES.items() if outcome not in (Outcome.COMPLETED, Outcome.REACHED)]
+    assert sorted(failures) == list(range(1, len(failures) + 1)) and set(EXIT_CODES) == set(Outcome)
+    assert EXIT_CODES[Outcome.REACHED] == 0  # got where --wait-until said: the command did what was asked
     assert EXIT_CODES[Outcome.COMPLETED] == 0 and EXIT_CODES[Outcome.REFUSED] == 2  # 2: as every refused command
 
 
@@ -172,3 +175,64 @@ def test_on_pause_answers_each_paused_hook_once(
     assert verdict.outcome is outcome
     assert [p.hook["status"] for p in asked] == ["AWAITING_ACTION"]
     assert asked[0].timeout_action == "ROLLBACK" and "awaits action" in asked[0].describe()
+
+
+@pytest.mark.parametrize("poll", [5.0, 7200.0], ids=["polled-often", "polled-once-after-it-ended"])
+def test_wait_until_a_stage_stops_there_and_a_missed_stage_keeps_the_verdict(
+    sandbox: Sandbox,  # noqa: F811
+    alb: AlbSetup,
+    poll: float,
+) -> None:
+    deploy(sandbox, create(sandbox, alb, {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 2}))
+    until = Until.parse("stage:production_traffic_shift")
+    verdict = rollout(sandbox).follow(poll_interval=poll, timeout=10**6, sleep=clock_sleep(sandbox), until=until)
+    if poll == 5.0:
+        assert verdict.outcome is Outcome.REACHED and verdict.ok and verdict.outcome.exit_code == 0
+        assert verdict.reason.startswith("the deployment reached PRODUCTION_TRAFFIC_SHIFT")
+        assert verdict.record["status"] == "IN_PROGRESS"
+        verdict = rollout(sandbox).follow(poll_interval=poll, timeout=10**6, sleep=clock_sleep(sandbox))
+    assert verdict.outcome is Outcome.COMPLETED  # a poll that came after the end reads the end
+
+
+def test_wait_until_paused_stops_at_the_hook_and_stable_waits_for_a_steady_service(
+    sandbox: Sandbox,  # noqa: F811
+    alb: AlbSetup,
+) -> None:
+    pause = {"targetType": "PAUSE", "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]}
+    config = {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 1, "lifecycleHooks": [pause]}
+    body = {"cluster": "prod", "serviceName": "web", "taskDefinition": revision(sandbox, "v1"), "desiredCount": 2}
+    body |= {"loadBalancers": [alb.load_balancer()], "deploymentConfiguration": config}
+    sandbox.aws().call_json("ecs", "CreateService", body)  # raw: older botocore has no PAUSE hooks
+    play(sandbox, 120)
+    deploy(sandbox, revision(sandbox, "v2"))
+    following = rollout(sandbox)
+    verdict = following.follow(poll_interval=5, timeout=10**6, sleep=clock_sleep(sandbox), until=Until.parse("paused"))
+    assert verdict.outcome is Outcome.REACHED, verdict.reason
+    assert "waits at PAUSE hook" in verdict.reason and "opskit continue" in verdict.reason
+    (hook,) = verdict.record["lifecycleHookDetails"]
+    following.continue_hook(hook["hookId"])
+    seen: list[ProgressEvent] = []
+    stable = following.follow(
+        progress=seen.append, poll_interval=5, timeout=10**6, sleep=clock_sleep(sandbox), until=Until.parse("stable")
+    )
+    assert stable.outcome is Outcome.COMPLETED and stable.reason.endswith("; the service is steady")
+    assert "web is steady: 2/2 tasks running" in lines(seen)
+    (described,) = sandbox.client("ecs").describe_services(cluster="prod", services=["web"])["services"]
+    assert len(described["deployments"]) == 1 and described["runningCount"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            "stage:BAKING",
+            "--wait-until stage:BAKING names no lifecycle stage: pass stage: and one of RECONCILE_SERVICE",
+        ),
+        ("done", "--wait-until 'done' is not one of deployed, stable, paused, stage:NAME"),
+        ("paused:x", "--wait-until 'paused:x' is not one of"),
+    ],
+)
+def test_a_wait_until_that_names_nothing_is_refused_in_one_line(text: str, words: str) -> None:
+    with pytest.raises(ConfigError, match="^" + re.escape(words)):
+        Until.parse(text)
+    assert str(Until.parse("stage:bake_time")) == "stage:BAKE_TIME" and str(Until.parse(" stable ")) == "stable"
