@@ -52,8 +52,11 @@ def command(
         else:
             click.echo(
                 f"Roll {cluster}/{service} back from {plan.live_arn.rsplit('/', 1)[-1]} "
-                f"to {plan.target_arn.rsplit('/', 1)[-1]} ({plan.chosen_by})\n"
+                f"to {plan.target_arn.rsplit('/', 1)[-1]} ({plan.chosen_by})"
             )
+            if plan.pins:
+                click.echo("with the images it ran, pinned by digest in a copy of it: their tags have moved since")
+            click.echo("")
             click.echo(text_table(plan.to_frame()))
         return
     record = apply_rollback(

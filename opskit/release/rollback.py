@@ -1,8 +1,12 @@
-"""Rollback: back to the revision the service last ran to completion, after checking its images still exist.
+"""Rollback: back to the revision the service last ran to completion, with the very images it ran then, after
+checking they still exist.
 
 "Previous revision" is not "revision number minus one": a revision may have been registered and never deployed,
 or deployed and rolled back. The target comes from the service's deployment history (ListServiceDeployments,
-SUCCESSFUL ones) decided by :func:`opskit.library.rollback_target`, or from ``--to``.
+SUCCESSFUL ones) decided by :func:`opskit.library.rollback_target`, or from ``--to``. What it ran is ECS's record
+of that deployment's service revision (DescribeServiceRevisions' containerImages: the digest ECS resolved for each
+container). A container whose tag has since moved to another image is pinned to the digest it ran, in a copy of
+the revision registered for the rollback: the rollback runs what ran, not what the tag names today.
 
 >>> plan = plan_rollback(aws, "prod", "web")          # doctest: +SKIP
 >>> plan.target_arn, plan.chosen_by
@@ -14,12 +18,13 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, NotFoundError
+from opskit.journal import Journal
 from opskit.library.rollback import from_service_deployment, rollback_target
 from opskit.progress import Progress, ignore
 from opskit.records import DeploymentRecord, ImageRef
@@ -28,9 +33,12 @@ from opskit.release.lock import service_lock
 from opskit.release.plan import describe_service
 from opskit.release.record import ReleaseRecord
 from opskit.release.rollout import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, DEPLOYED, PauseAnswer, Until
+from opskit.release.taskdef import registrable, with_images
 
 if TYPE_CHECKING:
     import pandas as pd
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,20 @@ class ImageCheck:
     container: str
     image: str
     in_ecr: bool | None  # None: not an ECR image of this account, so not checked
-    digest: str | None
+    digest: str | None  # what the image reference names in ECR today
+    ran_digest: str | None = None  # what ECS ran for this container when the target last ran to completion
+
+    @property
+    def moved(self) -> bool:
+        """The reference names another image today than the one that ran: the rollback pins the one that ran."""
+        return self.ran_digest is not None and self.digest != self.ran_digest
+
+    @property
+    def pinned(self) -> str:
+        """The reference to the image that ran: ``repository@digest``."""
+        ref = ImageRef.parse(self.image)
+        name = f"{ref.registry}/{ref.repository}" if ref.registry else ref.repository
+        return f"{name}@{self.ran_digest or self.digest}"
 
 
 @dataclass(frozen=True)
@@ -51,14 +72,30 @@ class RollbackPlan:
     chosen_by: str
     images: tuple[ImageCheck, ...]
     force: bool = False
+    ran_in: str | None = None  # the service deployment whose images the rollback runs again
+
+    @property
+    def pins(self) -> dict[str, str]:
+        """Container -> the image reference that ran, for each container whose tag has moved since: the rollback
+        registers a copy of the target with these (none: it deploys the target itself)."""
+        return {i.container: i.pinned for i in self.images if i.moved}
 
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
+        columns = ["container", "image", "in_ecr", "digest", "ran_digest", "deploys"]
         rows = [
-            {"container": i.container, "image": i.image, "in_ecr": i.in_ecr, "digest": i.digest} for i in self.images
+            {
+                "container": i.container,
+                "image": i.image,
+                "in_ecr": i.in_ecr,
+                "digest": i.digest,
+                "ran_digest": i.ran_digest,
+                "deploys": i.pinned if i.moved else i.image,
+            }
+            for i in self.images
         ]
-        return pd.DataFrame(rows, columns=["container", "image", "in_ecr", "digest"])
+        return pd.DataFrame(rows, columns=columns)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,7 +104,9 @@ class RollbackPlan:
             "live_revision": self.live_arn,
             "target_revision": self.target_arn,
             "chosen_by": self.chosen_by,
+            "ran_in": self.ran_in,
             "images": [i.__dict__ for i in self.images],
+            "pins": self.pins,
         }
 
     def _repr_html_(self) -> str:
@@ -80,6 +119,12 @@ class RollbackPlan:
 
 def service_history(aws: Aws, cluster: str, service: str) -> list[DeploymentRecord]:
     """The service's finished deployments (ListServiceDeployments, SUCCESSFUL) as the library's records."""
+    return _history(aws, cluster, service)[0]
+
+
+def _history(aws: Aws, cluster: str, service: str) -> tuple[list[DeploymentRecord], dict[str, dict[str, Any]]]:
+    """:func:`service_history`, and each deployment's target service revision (DescribeServiceRevisions) by the
+    deployment's ARN."""
     ecs = aws.client("ecs")
     briefs: list[dict[str, Any]] = []
     token: dict[str, str] = {}
@@ -92,27 +137,27 @@ def service_history(aws: Aws, cluster: str, service: str) -> list[DeploymentReco
     revision_arns = list(
         dict.fromkeys(b["targetServiceRevisionArn"] for b in briefs if b.get("targetServiceRevisionArn"))
     )
-    task_definitions: dict[str, str] = {}
+    revisions: dict[str, dict[str, Any]] = {}
     for start in range(0, len(revision_arns), 20):
         answer = ecs.describe_service_revisions(serviceRevisionArns=revision_arns[start : start + 20])
-        task_definitions.update(
-            {r["serviceRevisionArn"]: r["taskDefinition"] for r in answer.get("serviceRevisions", [])}
-        )
-    return [
-        from_service_deployment(b, task_definitions.get(b.get("targetServiceRevisionArn", "")), cluster, service)
+        revisions.update({r["serviceRevisionArn"]: r for r in answer.get("serviceRevisions", [])})
+    ran = {b["serviceDeploymentArn"]: revisions.get(b.get("targetServiceRevisionArn", ""), {}) for b in briefs}
+    records = [
+        from_service_deployment(b, ran[b["serviceDeploymentArn"]].get("taskDefinition"), cluster, service)
         for b in briefs
     ]
+    return records, ran
 
 
 def plan_rollback(aws: Aws, cluster: str, service: str, *, to: str | None = None, force: bool = False) -> RollbackPlan:
     _, current = describe_service(aws, cluster, service)
     live_arn = str(current["taskDefinition"])
     family = live_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    history, ran = _history(aws, cluster, service)
     if to is not None:
         target_arn = _resolve_to(aws, family, to)
         chosen_by = "chosen with --to"
     else:
-        history = service_history(aws, cluster, service)
         found = rollback_target(history, current=live_arn)
         if found is None:
             raise NotFoundError(
@@ -130,12 +175,16 @@ def plan_rollback(aws: Aws, cluster: str, service: str, *, to: str | None = None
             f"{target_arn.rsplit('/', 1)[-1]} is {body.get('status')}: ECS cannot deploy it; "
             "pass --to with an ACTIVE revision"
         )
-    checks = tuple(_check_image(aws, c) for c in body.get("containerDefinitions", []))
+    last = _last_run(history, target_arn)
+    images = _images_that_ran(ran.get(last.deployment, {})) if last else {}
+    checks = tuple(_check_image(aws, c, images.get(str(c.get("name")))) for c in body.get("containerDefinitions", []))
+    short = target_arn.rsplit("/", 1)[-1]
     missing = [c for c in checks if c.in_ecr is False]
     if missing:
+        gone = missing[0]
+        what = f"the image {gone.pinned} that {short} ran" if gone.ran_digest else f"image {gone.image} of {short}"
         raise NotFoundError(
-            f"image {missing[0].image} of {target_arn.rsplit('/', 1)[-1]} no longer exists in ECR: "
-            "a rollback to it would fail; pass --to with another revision"
+            f"{what} no longer exists in ECR: a rollback to it would fail; pass --to with another revision"
         )
     return RollbackPlan(
         cluster=cluster,
@@ -146,7 +195,23 @@ def plan_rollback(aws: Aws, cluster: str, service: str, *, to: str | None = None
         chosen_by=chosen_by,
         images=checks,
         force=force,
+        ran_in=last.deployment if last else None,
     )
+
+
+def _last_run(history: list[DeploymentRecord], target_arn: str) -> DeploymentRecord | None:
+    """The latest deployment of ``target_arn`` that ran to completion."""
+    done = [d for d in history if d.task_definition == target_arn and d.status == "SUCCESSFUL"]
+    return max(done, key=lambda d: d.finished_at or d.created_at or _EPOCH, default=None)
+
+
+def _images_that_ran(service_revision: dict[str, Any]) -> dict[str, str]:
+    """Container -> the digest ECS resolved for it (a service revision's containerImages)."""
+    return {
+        str(c["containerName"]): str(c["imageDigest"])
+        for c in service_revision.get("containerImages") or []
+        if c.get("containerName") and c.get("imageDigest")
+    }
 
 
 def apply_rollback(
@@ -179,12 +244,15 @@ def apply_rollback(
     journal.write("started", plan=plan.to_dict())
     stages = Stages(progress, record)
     with refusals(record, journal), service_lock(aws, plan.service_arn, force=plan.force):
+        if plan.pins:
+            record.revision_arn = _register_pinned(plan, aws, stages, journal)
+        assert record.revision_arn is not None
         rollout, since = deploy(
             aws,
             plan.cluster,
             plan.service,
             expected_live=plan.live_arn,
-            revision_arn=plan.target_arn,
+            revision_arn=record.revision_arn,
             force=plan.force,
             stages=stages,
             record=record,
@@ -192,6 +260,21 @@ def apply_rollback(
         )
         verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause, until)
     return settle(record, journal, verdict)
+
+
+def _register_pinned(plan: RollbackPlan, aws: Aws, stages: Stages, journal: Journal) -> str:
+    """A copy of the target with the moved containers pinned to the digests they ran (tags kept, and which revision
+    it copies); returns its ARN."""
+    short = plan.target_arn.rsplit("/", 1)[-1]
+    described = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": plan.target_arn, "include": ["TAGS"]})
+    body = with_images(registrable(described["taskDefinition"]), plan.pins)
+    tags = [t for t in described.get("tags") or [] if t["key"] != "rollback-of" and not t["key"].startswith("aws:")]
+    body["tags"] = [*tags, {"key": "rollback-of", "value": short}]
+    pinned = ", ".join(f"{name} to {image.rsplit('@', 1)[-1][:19]}" for name, image in plan.pins.items())
+    with stages.stage("register", f"registering {short} again with the images it ran ({pinned})"):
+        arn = str(aws.call_json("ecs", "RegisterTaskDefinition", body)["taskDefinition"]["taskDefinitionArn"])
+        journal.write("registered", revision_arn=arn, pins=plan.pins)
+    return arn
 
 
 def _resolve_to(aws: Aws, family: str, to: str) -> str:
@@ -209,18 +292,27 @@ def _resolve_to(aws: Aws, family: str, to: str) -> str:
     return str(answer["taskDefinition"]["taskDefinitionArn"])
 
 
-def _check_image(aws: Aws, container: dict[str, Any]) -> ImageCheck:
-    image = str(container.get("image", ""))
+def _check_image(aws: Aws, container: dict[str, Any], ran_digest: str | None) -> ImageCheck:
+    """What ``container``'s image names in ECR today and whether the image that ran (``ran_digest``) is there."""
+    name, image = str(container.get("name")), str(container.get("image", ""))
     ref = ImageRef.parse(image)
     ecr = aws.client("ecr")
     registry = str(ecr.get_authorization_token()["authorizationData"][0]["proxyEndpoint"]).split("://", 1)[-1]
     if ref.registry != registry.rstrip("/"):
-        return ImageCheck(str(container.get("name")), image, None, ref.digest)
+        return ImageCheck(name, image, None, ref.digest, ran_digest)
     image_id = {"imageDigest": ref.digest} if ref.digest else {"imageTag": ref.tag or "latest"}
+    today = _digest_in_ecr(ecr, ref.repository, image_id)
+    if ran_digest is None or ran_digest == today:
+        return ImageCheck(name, image, today is not None, today or ref.digest, ran_digest)
+    ran_there = _digest_in_ecr(ecr, ref.repository, {"imageDigest": ran_digest}) is not None
+    return ImageCheck(name, image, ran_there, today, ran_digest)
+
+
+def _digest_in_ecr(ecr: Any, repository: str, image_id: dict[str, str]) -> str | None:
     try:
-        found = ecr.describe_images(repositoryName=ref.repository, imageIds=[image_id])["imageDetails"][0]
+        found = ecr.describe_images(repositoryName=repository, imageIds=[image_id])["imageDetails"][0]
     except AwsError as exc:
         if exc.code in ("ImageNotFoundException", "RepositoryNotFoundException"):
-            return ImageCheck(str(container.get("name")), image, False, ref.digest)
+            return None
         raise
-    return ImageCheck(str(container.get("name")), image, True, str(found["imageDigest"]))
+    return str(found["imageDigest"])
