@@ -23,8 +23,8 @@ from opskit.errors import AwsError
 from opskit.library.pacing import SERVICE_READ, Pacer
 from opskit.library.rollback import from_service
 from opskit.library.rows import service_record
+from opskit.lock import release_holder
 from opskit.records import ServiceRecord, TaskRecord
-from opskit.release.lock import release_holder
 
 DESCRIBE_SERVICES_BATCH = 10
 DESCRIBE_TASKS_BATCH = 100

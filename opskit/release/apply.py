@@ -21,10 +21,10 @@ from typing import Any
 from opskit.aws import Aws
 from opskit.errors import AwsError, ConflictError, OpskitError
 from opskit.journal import Journal, state_dir
+from opskit.lock import holders_in, service_lock
 from opskit.progress import Progress, ProgressEvent, ignore
 from opskit.release import images
 from opskit.release.failure import diagnose
-from opskit.release.lock import holders_in, service_lock
 from opskit.release.plan import ReleasePlan, describe_service, existing_digest
 from opskit.release.record import ReleaseRecord
 from opskit.release.rollout import (

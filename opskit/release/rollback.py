@@ -26,10 +26,10 @@ from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, NotFoundError
 from opskit.journal import Journal
 from opskit.library.rollback import from_service_deployment, rollback_target
+from opskit.lock import service_lock
 from opskit.progress import Progress, ignore
 from opskit.records import DeploymentRecord, ImageRef
 from opskit.release.apply import Stages, _now, deploy, follow, journal_for, refusals, settle
-from opskit.release.lock import service_lock
 from opskit.release.plan import describe_service
 from opskit.release.record import ReleaseRecord
 from opskit.release.rollout import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, DEPLOYED, PauseAnswer, Until

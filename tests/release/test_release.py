@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from opskit.errors import ConflictError
+from opskit.lock import is_lock_tag
 from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
-from opskit.release.lock import is_lock_tag
 from tests.release.conftest import World, unstartable
 
 FAST = {"poll_interval": 0.1, "timeout": 120}

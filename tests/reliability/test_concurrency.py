@@ -23,9 +23,9 @@ import pytest
 
 from opskit.cleanup import CleanupOptions, apply_cleanup, plan_cleanup
 from opskit.errors import ConflictError
+from opskit.lock import is_lock_tag, service_lock
 from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
-from opskit.release.lock import is_lock_tag, service_lock
 from opskit.sandbox import Sandbox
 from opskit.sandbox.ecs.taskdefs import DELETE_SECONDS
 from tests.release.conftest import World

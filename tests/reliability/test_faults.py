@@ -34,9 +34,9 @@ from opskit.aws import Aws
 from opskit.cleanup import CleanupOptions, CleanupPlan, apply_cleanup, plan_cleanup
 from opskit.errors import AwsError, OpskitError
 from opskit.library import RevisionLibrary
+from opskit.lock import is_lock_tag, release_holder
 from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, apply_rollback, plan_release, plan_rollback
-from opskit.release.lock import is_lock_tag, release_holder
 from opskit.sandbox import Sandbox
 from tests.cleanup.conftest import TIME_SCALE, build_world, expected_after
 from tests.cleanup.conftest import World as CleanupWorld
