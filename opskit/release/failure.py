@@ -192,7 +192,8 @@ def diagnose(
 def _stopped_tasks(
     aws: Aws, cluster: str, service: str, task_definition_arn: str, since: Any
 ) -> tuple[tuple[StoppedTask, ...], list[dict[str, Any]]]:
-    """The service's stopped tasks of ``task_definition_arn`` (since the deployment started), latest first."""
+    """The service's stopped tasks of ``task_definition_arn`` that failed (since the deployment started): those that
+    stopped for a reason of their own first, latest first."""
     ecs = aws.client("ecs")
     arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED", maxResults=MAX_TASKS)
     if not arns.get("taskArns"):
@@ -206,8 +207,14 @@ def _stopped_tasks(
         and (start is None or (_moment(t.get("createdAt")) or start) >= start)
         and _failed(t)
     ]
-    ours.sort(key=lambda t: _moment(t.get("stoppedAt") or t.get("createdAt")) or datetime.min.replace(tzinfo=UTC))
-    ours.reverse()
+    # Those that stopped for a reason of their own first (a task scaled in as it crashed says less), latest first.
+    ours.sort(
+        key=lambda t: (
+            not str(t.get("stoppedReason") or "").startswith(SCALED_IN),
+            _moment(t.get("stoppedAt") or t.get("createdAt")) or datetime.min.replace(tzinfo=UTC),
+        ),
+        reverse=True,
+    )
     return tuple(_stopped(t) for t in ours), ours
 
 
