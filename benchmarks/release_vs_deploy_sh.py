@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opskit.gateway import RegistryAuth
 from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
-from opskit.release.images import RegistryAuth
 from opskit.sandbox import Sandbox
 from opskit.sandbox.server.app import Seen
 

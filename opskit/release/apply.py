@@ -20,12 +20,13 @@ from typing import Any
 
 from opskit.aws import Aws
 from opskit.errors import AwsError, ConflictError, OpskitError
+from opskit.gateway import Gateway, RegistryAuth
 from opskit.journal import Journal, state_dir
 from opskit.lock import holders_in, service_lock
 from opskit.progress import Progress, ProgressEvent, ignore
 from opskit.release import images
 from opskit.release.failure import diagnose
-from opskit.release.plan import ReleasePlan, describe_service, existing_digest
+from opskit.release.plan import ReleasePlan, existing_digest
 from opskit.release.record import ReleaseRecord
 from opskit.release.rollout import (
     DEFAULT_POLL_INTERVAL,
@@ -119,13 +120,14 @@ def apply_release(
     # The plan's read of the service's tags is the lock's first read while the plan is fresh.
     fresh = time.monotonic() - plan.planned_at < FRESH_PLAN_SECONDS
     holders = holders_in(plan.service_tags) if fresh else None
+    gateway = plan.gateway or Gateway(aws)
     with refusals(record, journal), service_lock(aws, plan.service_arn, force=options.force, holders=holders):
         _ensure_repository(plan, aws, stages)
-        _build_and_push(plan, aws, stages, record, journal, docker if docker is not None else plan.docker)
+        _build_and_push(plan, gateway, stages, record, journal, docker if docker is not None else plan.docker)
         _register(plan, aws, stages, record, journal)
         assert record.revision_arn is not None
         rollout, since = deploy(
-            aws,
+            gateway,
             options.cluster,
             options.service,
             expected_live=plan.live_arn,
@@ -179,7 +181,7 @@ def _ensure_repository(plan: ReleasePlan, aws: Aws, stages: Stages) -> None:
 
 
 def _build_and_push(
-    plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord, journal: Journal, docker: Any
+    plan: ReleasePlan, gateway: Gateway, stages: Stages, record: ReleaseRecord, journal: Journal, docker: Any
 ) -> None:
     """The commit's image in ECR: reused when the plan found it there, else built (unless the engine has it) and
     pushed. An image of this commit that another release pushes meanwhile is reused, never overwritten: an IMMUTABLE
@@ -203,43 +205,33 @@ def _build_and_push(
     with stages.stage("tag", f"tagged {plan.image}"):
         if plan.options.tag_latest_locally:
             docker.api.tag(image_id, plan.repository.uri, "latest")  # for local use; never in a task definition
-    auth = images.RegistryAuth.from_ecr(aws.client("ecr").get_authorization_token()["authorizationData"][0])
+    auth = gateway.registry_auth()
     with stages.stage("push", f"pushing {plan.image}"):
-        record.digest = _push(plan, aws, docker, auth, stages)
+        record.digest = _push(plan, gateway, docker, auth, stages)
         journal.write("pushed", digest=record.digest)
 
 
-def _push(plan: ReleasePlan, aws: Aws, docker: Any, auth: images.RegistryAuth, stages: Stages) -> str:
+def _push(plan: ReleasePlan, gateway: Gateway, docker: Any, auth: RegistryAuth, stages: Stages) -> str:
     """The digest of the commit's image in ECR after pushing it (or finding another push of it there)."""
     if plan.repository.mutability != "IMMUTABLE":  # a tag that can move is looked at before it is pushed over
-        found = existing_digest(aws, plan.repository, plan.tag, plan.commit)
+        found = existing_digest(gateway, plan.repository, plan.tag, plan.commit)
         if found:
             return found
     try:
         pushed = images.push(docker, plan.repository.uri, plan.tag, auth, stages.log("push"))
     except images.TagTakenError:
-        found = existing_digest(aws, plan.repository, plan.tag, plan.commit)  # refuses another commit's image
+        found = existing_digest(gateway, plan.repository, plan.tag, plan.commit)  # refuses another commit's image
         if found is None:
             raise
         return found
     if plan.repository.mutability == "IMMUTABLE":
         return pushed  # the registry took our manifest under a tag that cannot move: ECR holds what we pushed
-    confirmed = _digest_in_ecr(aws.client("ecr"), plan)
+    confirmed = gateway.image_digest(plan.repository.name, {"imageTag": plan.tag})
     if confirmed != pushed:
         raise ConflictError(
             f"ECR holds {confirmed} under {plan.tag}, not the pushed {pushed}: check the repository and release again"
         )
     return pushed
-
-
-def _digest_in_ecr(ecr: Any, plan: ReleasePlan) -> str | None:
-    try:
-        found = ecr.describe_images(repositoryName=plan.repository.name, imageIds=[{"imageTag": plan.tag}])
-    except AwsError as exc:
-        if exc.code in ("ImageNotFoundException", "RepositoryNotFoundException"):
-            return None
-        raise
-    return str(found["imageDetails"][0]["imageDigest"])
 
 
 def _register(plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord, journal: Journal) -> None:
@@ -258,7 +250,7 @@ def _register(plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord
 
 
 def deploy(
-    aws: Aws,
+    gateway: Gateway,
     cluster: str,
     service: str,
     *,
@@ -276,7 +268,8 @@ def deploy(
     still in progress: that is someone else releasing at the same time. A deployment of ``revision_arn`` itself,
     in progress or done, is followed instead. A service whose deployments ECS does not run is refused.
     """
-    _, current_service = describe_service(aws, cluster, service)
+    aws = gateway.aws
+    _, current_service = gateway.service(cluster, service)
     strategy_of(current_service)
     current = str(current_service["taskDefinition"])
     deployments = current_service.get("deployments", [])

@@ -16,7 +16,7 @@ from typing import Any
 
 from opskit.aws import Aws
 from opskit.errors import ConfigError, ConflictError
-from opskit.release.plan import describe_service
+from opskit.gateway import Gateway
 from opskit.release.rollout import GOING, Rollout
 
 STOPPING = ("ROLLBACK", "ABORT")
@@ -24,7 +24,7 @@ STOPPING = ("ROLLBACK", "ABORT")
 
 def current(aws: Aws, cluster: str, service: str) -> tuple[Rollout, dict[str, Any]] | None:
     """The service's current service deployment and its record as ECS sends it; None when ECS recorded none."""
-    _, described = describe_service(aws, cluster, service)
+    _, described = Gateway(aws).service(cluster, service)
     if not described.get("currentServiceDeployment"):
         return None
     rollout = Rollout.for_service(aws, described)

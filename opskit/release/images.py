@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from opskit.errors import ConfigError, OpskitError
+from opskit.gateway import RegistryAuth
 
 Log = Callable[[str], None]
 
@@ -45,21 +45,6 @@ class BuildSpec:
         dockerfile = self.context / self.dockerfile
         if not dockerfile.is_file():
             raise ConfigError(f"no Dockerfile at {dockerfile}: add one, or pass --dockerfile with its path")
-
-
-@dataclass(frozen=True)
-class RegistryAuth:
-    username: str
-    password: str = field(repr=False)
-    server: str
-
-    @classmethod
-    def from_ecr(cls, authorization_data: dict[str, Any]) -> RegistryAuth:
-        username, _, password = base64.b64decode(authorization_data["authorizationToken"]).decode().partition(":")
-        return cls(username, password, authorization_data["proxyEndpoint"])
-
-    def docker_config(self) -> dict[str, str]:
-        return {"username": self.username, "password": self.password, "serveraddress": self.server}
 
 
 def build(docker: Any, spec: BuildSpec, tag: str, log: Log) -> str:

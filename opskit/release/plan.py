@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError, OpskitError
+from opskit.gateway import Gateway
 from opskit.git import Checkout, read_checkout
 from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
-from opskit.release.images import OCI_REVISION, BuildSpec, RegistryAuth
+from opskit.release.images import OCI_REVISION, BuildSpec
 from opskit.release.rollout import strategy_of
 from opskit.release.stages import RolloutPlan, rollout_plan
 from opskit.release.taskdef import MAX_BODY_BYTES, body_size, diff, registrable, same_body, with_images
@@ -114,6 +115,8 @@ class ReleasePlan:
     planned_at: float = field(default_factory=time.monotonic)
     # The engine the plan asked (it is asked again only when this is gone): not part of what the plan says.
     docker: Any = field(default=None, compare=False, repr=False)
+    # The reads it made, and their credentials, for the apply that carries it out: not part of what the plan says.
+    gateway: Gateway | None = field(default=None, compare=False, repr=False)
 
     @property
     def image(self) -> str:
@@ -210,15 +213,16 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         )
     tag = release_tag(commit, options)
     # Raw: an older botocore drops the deployment configuration's newer fields (strategy, hooks, bake times).
-    cluster_arn, service = describe_service(aws, options.cluster, options.service, tags=True, raw=True)
+    gateway = Gateway(aws)
+    cluster_arn, service = gateway.service(options.cluster, options.service, tags=True, raw=True)
     strategy = strategy_of(service)  # refuses a service that CodeDeploy or an external controller deploys
     live_arn = str(service["taskDefinition"])
     described = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": live_arn, "include": ["TAGS"]})
     live_body = described["taskDefinition"]
     _check_named_containers(options, live_body)
-    repository = _repository(aws, options, live_body)
+    repository = _repository(gateway, options, live_body)
     containers = _containers(options, live_body, repository)
-    existing = existing_digest(aws, repository, tag, commit)
+    existing = existing_digest(gateway, repository, tag, commit)
     platform = options.platform or _platform(live_body)
     image = f"{repository.uri}:{tag}"
     new_body = with_images(registrable(live_body), dict.fromkeys(containers, image))
@@ -262,6 +266,7 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         strategy=strategy,
         rollout=rollout_plan(service),
         docker=docker,
+        gateway=gateway,
     )
     return replace(plan, steps=_steps(plan))
 
@@ -281,29 +286,6 @@ def release_tag(commit: Checkout, options: ReleaseOptions) -> str:
     return tag
 
 
-def describe_service(
-    aws: Aws, cluster: str, service: str, *, tags: bool = False, raw: bool = False
-) -> tuple[str, dict[str, Any]]:
-    """(cluster ARN, the service as DescribeServices tells it, with its ``tags`` when asked), or a one-line error
-    naming what is missing. ``raw``: exactly as ECS sent it (:meth:`Aws.call_json`: every field, even those the
-    installed botocore does not know; timestamps as epoch seconds)."""
-    body: dict[str, Any] = {"cluster": cluster, "services": [service], **({"include": ["TAGS"]} if tags else {})}
-    try:
-        answer = aws.call_json("ecs", "DescribeServices", body) if raw else aws.client("ecs").describe_services(**body)
-    except AwsError as exc:
-        if exc.code == "ClusterNotFoundException":
-            raise NotFoundError(
-                f"cluster {cluster!r} not found in {aws.region}: check --cluster and the region"
-            ) from exc
-        raise
-    found = [s for s in answer.get("services", []) if s.get("status") == "ACTIVE"]
-    if not found:
-        raise NotFoundError(
-            f"service {service!r} not found in cluster {cluster!r} ({aws.region}): check --service, or create it first"
-        )
-    return str(found[0]["clusterArn"]), found[0]
-
-
 def _short(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
@@ -313,7 +295,7 @@ def _platform(body: dict[str, Any]) -> str:
     return "linux/arm64" if arch == "ARM64" else "linux/amd64"
 
 
-def _repository(aws: Aws, options: ReleaseOptions, live_body: dict[str, Any]) -> Repository:
+def _repository(gateway: Gateway, options: ReleaseOptions, live_body: dict[str, Any]) -> Repository:
     name = options.repository
     if name is None:
         images = [ImageRef.parse(c.get("image", "")) for c in live_body.get("containerDefinitions", [])]
@@ -329,7 +311,7 @@ def _repository(aws: Aws, options: ReleaseOptions, live_body: dict[str, Any]) ->
             )
     if not REPOSITORY_NAME.match(name) or len(name) > 256:
         raise ConfigError(f"{name!r} is not a valid ECR repository name: lower-case letters, digits, . _ - and /")
-    ecr = aws.client("ecr")
+    ecr = gateway.aws.client("ecr")
     try:
         found = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
     except AwsError as exc:
@@ -340,7 +322,7 @@ def _repository(aws: Aws, options: ReleaseOptions, live_body: dict[str, Any]) ->
                 f"ECR repository {name!r} does not exist: create it, or pass --create-repository "
                 "(IMMUTABLE tags, scan on push)"
             ) from exc
-        registry = _registry_host(aws)
+        registry = gateway.registry_auth().host
         return Repository(name=name, uri=f"{registry}/{name}", exists=False)
     return Repository(
         name=name,
@@ -349,11 +331,6 @@ def _repository(aws: Aws, options: ReleaseOptions, live_body: dict[str, Any]) ->
         mutability=found.get("imageTagMutability"),
         scan_on_push=(found.get("imageScanningConfiguration") or {}).get("scanOnPush"),
     )
-
-
-def _registry_host(aws: Aws) -> str:
-    data = aws.client("ecr").get_authorization_token()["authorizationData"][0]
-    return str(data["proxyEndpoint"]).split("://", 1)[-1].rstrip("/")
 
 
 def _check_named_containers(options: ReleaseOptions, live_body: dict[str, Any]) -> None:
@@ -383,19 +360,14 @@ def _containers(options: ReleaseOptions, live_body: dict[str, Any], repository: 
     return matching
 
 
-def existing_digest(aws: Aws, repository: Repository, tag: str, commit: Checkout) -> str | None:
+def existing_digest(gateway: Gateway, repository: Repository, tag: str, commit: Checkout) -> str | None:
     """The digest already under ``tag``; refuses a tag that holds another commit's image."""
     if not repository.exists:
         return None
-    ecr = aws.client("ecr")
-    try:
-        images = ecr.describe_images(repositoryName=repository.name, imageIds=[{"imageTag": tag}])["imageDetails"]
-    except AwsError as exc:
-        if exc.code == "ImageNotFoundException":
-            return None
-        raise
-    digest = str(images[0]["imageDigest"])
-    labels = _labels(aws, repository, digest)
+    digest = gateway.image_digest(repository.name, {"imageTag": tag})
+    if digest is None:
+        return None
+    labels = _labels(gateway, repository, digest)
     built_from = labels.get(OCI_REVISION)
     if built_from and built_from != commit.sha:
         raise ConflictError(
@@ -405,11 +377,10 @@ def existing_digest(aws: Aws, repository: Repository, tag: str, commit: Checkout
     return digest
 
 
-def _labels(aws: Aws, repository: Repository, digest: str) -> dict[str, str]:
+def _labels(gateway: Gateway, repository: Repository, digest: str) -> dict[str, str]:
     from opskit.registry import image_labels
 
-    data = aws.client("ecr").get_authorization_token()["authorizationData"][0]
-    auth = RegistryAuth.from_ecr(data)
+    auth = gateway.registry_auth()
     registry, _, name = repository.uri.partition("/")
     try:
         return image_labels(registry, name, digest, auth.username, auth.password)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, NotFoundError
+from opskit.gateway import Gateway
 from opskit.journal import Journal
-from opskit.library.rollback import from_service_deployment, rollback_target
+from opskit.library.rollback import rollback_target
 from opskit.lock import service_lock
 from opskit.progress import Progress, ignore
 from opskit.records import DeploymentRecord, ImageRef
 from opskit.release.apply import Stages, _now, deploy, follow, journal_for, refusals, settle
-from opskit.release.plan import describe_service
 from opskit.release.record import ReleaseRecord
 from opskit.release.rollout import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, DEPLOYED, PauseAnswer, Until
 from opskit.release.taskdef import registrable, with_images
@@ -119,52 +120,28 @@ class RollbackPlan:
 
 def service_history(aws: Aws, cluster: str, service: str) -> list[DeploymentRecord]:
     """The service's finished deployments (ListServiceDeployments, SUCCESSFUL) as the library's records."""
-    return _history(aws, cluster, service)[0]
-
-
-def _history(aws: Aws, cluster: str, service: str) -> tuple[list[DeploymentRecord], dict[str, dict[str, Any]]]:
-    """:func:`service_history`, and each deployment's target service revision (DescribeServiceRevisions) by the
-    deployment's ARN."""
-    ecs = aws.client("ecs")
-    briefs: list[dict[str, Any]] = []
-    token: dict[str, str] = {}
-    while True:  # botocore has no paginator for this one
-        page = ecs.list_service_deployments(cluster=cluster, service=service, status=["SUCCESSFUL"], **token)
-        briefs.extend(page.get("serviceDeployments", []))
-        if not page.get("nextToken"):
-            break
-        token = {"nextToken": page["nextToken"]}
-    revision_arns = list(
-        dict.fromkeys(b["targetServiceRevisionArn"] for b in briefs if b.get("targetServiceRevisionArn"))
-    )
-    revisions: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(revision_arns), 20):
-        answer = ecs.describe_service_revisions(serviceRevisionArns=revision_arns[start : start + 20])
-        revisions.update({r["serviceRevisionArn"]: r for r in answer.get("serviceRevisions", [])})
-    ran = {b["serviceDeploymentArn"]: revisions.get(b.get("targetServiceRevisionArn", ""), {}) for b in briefs}
-    records = [
-        from_service_deployment(b, ran[b["serviceDeploymentArn"]].get("taskDefinition"), cluster, service)
-        for b in briefs
-    ]
-    return records, ran
+    return list(Gateway(aws).history(cluster, service).deployments)
 
 
 def plan_rollback(aws: Aws, cluster: str, service: str, *, to: str | None = None, force: bool = False) -> RollbackPlan:
-    _, current = describe_service(aws, cluster, service)
+    gateway = Gateway(aws)
+    _, current = gateway.service(cluster, service)
     live_arn = str(current["taskDefinition"])
     family = live_arn.rsplit("/", 1)[-1].rsplit(":", 1)[0]
-    history, ran = _history(aws, cluster, service)
+    history = gateway.history(cluster, service)
     if to is not None:
         target_arn = _resolve_to(aws, family, to)
         chosen_by = "chosen with --to"
     else:
-        found = rollback_target(history, current=live_arn)
+        found = rollback_target(list(history.deployments), current=live_arn)
         if found is None:
             raise NotFoundError(
                 f"{service} has no earlier revision that ran to completion: pass --to REVISION to choose one"
             )
         target_arn = found
-        finished = max((d.finished_at for d in history if d.task_definition == found and d.finished_at), default=None)
+        finished = max(
+            (d.finished_at for d in history.deployments if d.task_definition == found and d.finished_at), default=None
+        )
         when = finished.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if finished else "an unknown time"
         chosen_by = f"last ran to completion at {when}"
     if target_arn == live_arn:
@@ -175,9 +152,9 @@ def plan_rollback(aws: Aws, cluster: str, service: str, *, to: str | None = None
             f"{target_arn.rsplit('/', 1)[-1]} is {body.get('status')}: ECS cannot deploy it; "
             "pass --to with an ACTIVE revision"
         )
-    last = _last_run(history, target_arn)
-    images = _images_that_ran(ran.get(last.deployment, {})) if last else {}
-    checks = tuple(_check_image(aws, c, images.get(str(c.get("name")))) for c in body.get("containerDefinitions", []))
+    last = _last_run(history.deployments, target_arn)
+    ran = history.images_that_ran(last.deployment) if last else {}
+    checks = tuple(_check_image(gateway, c, ran.get(str(c.get("name")))) for c in body.get("containerDefinitions", []))
     short = target_arn.rsplit("/", 1)[-1]
     missing = [c for c in checks if c.in_ecr is False]
     if missing:
@@ -199,19 +176,10 @@ def plan_rollback(aws: Aws, cluster: str, service: str, *, to: str | None = None
     )
 
 
-def _last_run(history: list[DeploymentRecord], target_arn: str) -> DeploymentRecord | None:
+def _last_run(history: Iterable[DeploymentRecord], target_arn: str) -> DeploymentRecord | None:
     """The latest deployment of ``target_arn`` that ran to completion."""
     done = [d for d in history if d.task_definition == target_arn and d.status == "SUCCESSFUL"]
     return max(done, key=lambda d: d.finished_at or d.created_at or _EPOCH, default=None)
-
-
-def _images_that_ran(service_revision: dict[str, Any]) -> dict[str, str]:
-    """Container -> the digest ECS resolved for it (a service revision's containerImages)."""
-    return {
-        str(c["containerName"]): str(c["imageDigest"])
-        for c in service_revision.get("containerImages") or []
-        if c.get("containerName") and c.get("imageDigest")
-    }
 
 
 def apply_rollback(
@@ -248,7 +216,7 @@ def apply_rollback(
             record.revision_arn = _register_pinned(plan, aws, stages, journal)
         assert record.revision_arn is not None
         rollout, since = deploy(
-            aws,
+            Gateway(aws),
             plan.cluster,
             plan.service,
             expected_live=plan.live_arn,
@@ -292,27 +260,15 @@ def _resolve_to(aws: Aws, family: str, to: str) -> str:
     return str(answer["taskDefinition"]["taskDefinitionArn"])
 
 
-def _check_image(aws: Aws, container: dict[str, Any], ran_digest: str | None) -> ImageCheck:
+def _check_image(gateway: Gateway, container: dict[str, Any], ran_digest: str | None) -> ImageCheck:
     """What ``container``'s image names in ECR today and whether the image that ran (``ran_digest``) is there."""
     name, image = str(container.get("name")), str(container.get("image", ""))
     ref = ImageRef.parse(image)
-    ecr = aws.client("ecr")
-    registry = str(ecr.get_authorization_token()["authorizationData"][0]["proxyEndpoint"]).split("://", 1)[-1]
-    if ref.registry != registry.rstrip("/"):
+    if ref.registry != gateway.registry_auth().host:
         return ImageCheck(name, image, None, ref.digest, ran_digest)
     image_id = {"imageDigest": ref.digest} if ref.digest else {"imageTag": ref.tag or "latest"}
-    today = _digest_in_ecr(ecr, ref.repository, image_id)
+    today = gateway.image_digest(ref.repository, image_id)
     if ran_digest is None or ran_digest == today:
         return ImageCheck(name, image, today is not None, today or ref.digest, ran_digest)
-    ran_there = _digest_in_ecr(ecr, ref.repository, {"imageDigest": ran_digest}) is not None
+    ran_there = gateway.image_digest(ref.repository, {"imageDigest": ran_digest}) is not None
     return ImageCheck(name, image, ran_there, today, ran_digest)
-
-
-def _digest_in_ecr(ecr: Any, repository: str, image_id: dict[str, str]) -> str | None:
-    try:
-        found = ecr.describe_images(repositoryName=repository, imageIds=[image_id])["imageDetails"][0]
-    except AwsError as exc:
-        if exc.code in ("ImageNotFoundException", "RepositoryNotFoundException"):
-            return None
-        raise
-    return str(found["imageDigest"])

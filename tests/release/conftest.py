@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from opskit.aws import Aws
-from opskit.release.images import RegistryAuth
+from opskit.gateway import RegistryAuth
 from opskit.sandbox import Sandbox
 from opskit.sandbox.ecs.scheduler import STABILIZE_SECONDS
 from tests.conftest import make_context

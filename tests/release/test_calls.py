@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from opskit.errors import ConflictError
+from opskit.gateway import RegistryAuth
 from opskit.progress import ProgressEvent
 from opskit.release import ReleaseOptions, apply_release, plan_release
-from opskit.release.images import RegistryAuth
 from opskit.sandbox.server.app import Seen
 from tests.conftest import make_context
 from tests.release.conftest import World
