@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +22,6 @@ from opskit.cli.options import aws_options, format_option, make_aws
 from opskit.errors import ConfigError
 from opskit.library import CacheWarning, RevisionLibrary, SyncReport
 from opskit.library.export import export
-from opskit.progress import ProgressEvent
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -87,36 +85,10 @@ def sync(
     """Sync with a progress bar on stderr, then one summary line."""
     from opskit.cli.progress import TerminalProgress
 
-    reporter = TerminalProgress(sys.stderr)
-    started = time.monotonic()
-    shown = {"at": 0.0, "tenth": -1}
-
-    def progress(done: int, total: int) -> None:
-        # A terminal redraws at most 10 times a second; a log gets a line per tenth of the way.
-        now = time.monotonic()
-        tenth = 10 * done // total if total else 0
-        if not total or (done < total and (now - shown["at"] < 0.1 if reporter.tty else tenth == shown["tenth"])):
-            return
-        shown.update(at=now, tenth=tenth)
-        eta = (total - done) * (now - started) / done if done and total > done else None
-        reporter(ProgressEvent("sync", "running", "revisions described", done, total, eta))
-
-    report = library.sync(include=list(include), families=families or None, refresh=refresh, progress=progress)
-    reporter(ProgressEvent("sync", "done", summary(report)))
+    report = library.sync(
+        include=list(include), families=families or None, refresh=refresh, report=TerminalProgress(sys.stderr)
+    )
     return report
-
-
-def summary(report: SyncReport) -> str:
-    parts = []
-    if report.revisions is not None:
-        r = report.revisions
-        parts.append(f"{r.listed} revisions ({r.described} described, {r.status_changes} changed, {r.removed} gone)")
-    if report.images is not None:
-        parts.append(f"{report.images.images} images in {report.images.repositories} repositories")
-    if report.services is not None:
-        parts.append(f"{report.services.services} services")
-    calls = sum(report.calls.values())
-    return f"synced {', '.join(parts)}: {calls} API calls in {report.seconds:.1f} s"
 
 
 def emit(frame: pd.DataFrame, output_format: str, output: Path | None, table_columns: Sequence[str]) -> None:

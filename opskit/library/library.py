@@ -29,6 +29,8 @@ from opskit.library.rows import (
 )
 from opskit.library.store import CacheIdentity, Store, default_cache_dir
 from opskit.masking import mask
+from opskit.progress import Progress as ProgressReporter
+from opskit.progress import ProgressEvent, ignore
 from opskit.records import (
     ContainerRecord,
     DeploymentRecord,
@@ -57,6 +59,37 @@ class SyncReport:
     calls: dict[str, int] = field(default_factory=dict)
     throttled: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def summary(self) -> str:
+        """``synced 412 revisions (12 described, 3 changed, 0 gone), 80 images in 4 repositories, 5 services: 31 API
+        calls in 2.4 s``"""
+        parts = []
+        if self.revisions is not None:
+            r = self.revisions
+            parts.append(
+                f"{r.listed} revisions ({r.described} described, {r.status_changes} changed, {r.removed} gone)"
+            )
+        if self.images is not None:
+            parts.append(f"{self.images.images} images in {self.images.repositories} repositories")
+        if self.services is not None:
+            parts.append(f"{self.services.services} services")
+        return f"synced {', '.join(parts)}: {sum(self.calls.values())} API calls in {self.seconds:.1f} s"
+
+
+class _SyncEvents:
+    """A sync's progress as :class:`~opskit.progress.ProgressEvent` (stage ``sync``): at most ten ``running``
+    events a second while revisions are described, each with the seconds left at the pace so far."""
+
+    def __init__(self, report: ProgressReporter) -> None:
+        self.report, self.started, self.shown = report, time.monotonic(), -1.0
+
+    def described(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not total or (done < total and now - self.shown < 0.1):
+            return
+        self.shown = now
+        eta = (total - done) * (now - self.started) / done if done and total > done else None
+        self.report(ProgressEvent("sync", "running", "revisions described", done, total, eta))
 
 
 class RevisionLibrary:
@@ -156,20 +189,42 @@ class RevisionLibrary:
         families: Sequence[str] | str | None = None,
         include: Iterable[str] = PARTS,
         progress: Progress | None = None,
+        report: ProgressReporter = ignore,
     ) -> SyncReport:
         """Bring the cache up to date: ``include`` any of "revisions", "images", "services".
 
         Revisions: every status is listed 100 at a time and only revisions the cache lacks are described (all of
         them with ``refresh=True``); status changes and deletions come from the listings. ``families`` limits
         the revisions synced to those families. ``progress(done, total)`` follows the describes (the total grows
-        while the listing runs). Nothing raises ThrottlingException: calls are paced and throttles retried, each
-        one slowing the pacer down to just under the rate the endpoint showed.
+        while the listing runs); ``report`` gets the same as the one progress protocol's events (stage ``sync``:
+        started, running with an estimate of the seconds left, done with :meth:`SyncReport.summary`, or failed).
+        Nothing raises ThrottlingException: calls are paced and throttles retried, each one slowing the pacer down
+        to just under the rate the endpoint showed.
         """
         parts = set(include)
         unknown = parts - set(PARTS)
         if unknown:
             raise ConfigError(f"cannot sync {', '.join(sorted(unknown))}: include any of {', '.join(PARTS)}")
         wanted = [families] if isinstance(families, str) else (list(families) if families else None)
+        events = _SyncEvents(report)
+        if progress is not None or report is not ignore:
+            given = progress
+
+            def progress(done: int, total: int) -> None:
+                if given is not None:
+                    given(done, total)
+                events.described(done, total)
+
+        report(ProgressEvent("sync", "started", f"listing {', '.join(p for p in PARTS if p in parts)}"))
+        try:
+            synced = self._sync(parts, wanted, refresh, progress)
+        except Exception as exc:
+            report(ProgressEvent("sync", "failed", str(exc)))
+            raise
+        report(ProgressEvent("sync", "done", synced.summary()))
+        return synced
+
+    def _sync(self, parts: set[str], wanted: list[str] | None, refresh: bool, progress: Progress | None) -> SyncReport:
         started = time.monotonic()
         calls_before, throttled_before = Counter(self.pacer.calls), Counter(self.pacer.throttled)
         store = self.store

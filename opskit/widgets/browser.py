@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,7 +22,6 @@ import ipywidgets as widgets
 import pandas as pd
 
 from opskit.library import RevisionLibrary, SyncReport
-from opskit.progress import ProgressEvent
 from opskit.records import REVISION_STATUSES
 from opskit.widgets.common import Background, FrameView, MessageArea, ProgressView, guard
 from opskit.widgets.style import block, button, field, form, heading, short_arn, style_sheet
@@ -112,24 +110,13 @@ class RevisionBrowser(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no 
         """Bring the library up to date in the background, then show it again; False if work is running."""
         self.progress.reset("Syncing the revision library")
         self.messages.info("syncing: listing revisions, images and services ...")
-        progress, started, shown = self.progress, time.monotonic(), [0.0]
-
-        def described(done: int, total: int) -> None:
-            now = time.monotonic()
-            if done < total and now - shown[0] < 0.1:
-                return  # at most ten redraws a second
-            shown[0] = now
-            eta = (total - done) * (now - started) / done if done and total > done else None
-            progress(ProgressEvent("sync", "running", "revisions described", done, total, eta))
 
         def job() -> SyncReport:
-            progress(ProgressEvent("sync", "started", "listing revisions, images and services"))
-            report = self.library.sync(refresh=refresh, progress=described)
-            progress(ProgressEvent("sync", "done", _summary(report)))
+            report = self.library.sync(refresh=refresh, report=self.progress)
             self.refresh()
             return report
 
-        return self.work.start("the sync", job, lambda report: self.messages.success(_summary(report)))
+        return self.work.start("the sync", job, lambda report: self.messages.success(report.summary()))
 
     def refresh(self) -> None:
         """Read the library's frames again (no AWS call: the cache) and redraw everything."""
@@ -306,17 +293,6 @@ def _environment(library: RevisionLibrary, arn: str) -> pd.DataFrame:
         for secret in container.get("secrets") or []:
             rows.append((container.get("name"), "secret", secret.get("name"), secret.get("valueFrom")))
     return pd.DataFrame(rows, columns=["container", "kind", "name", "value"])
-
-
-def _summary(report: SyncReport) -> str:
-    parts = []
-    if report.revisions is not None:
-        parts.append(f"{report.revisions.listed} revisions ({report.revisions.described} described)")
-    if report.images is not None:
-        parts.append(f"{report.images.images} images")
-    if report.services is not None:
-        parts.append(f"{report.services.services} services")
-    return f"synced {', '.join(parts)} in {report.seconds:.1f} s"
 
 
 __all__ = ["RevisionBrowser"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from opskit.library import RevisionLibrary
+from opskit.progress import ProgressEvent
 from opskit.sandbox import Sandbox
 from opskit.sandbox.ecs.taskdefs import DELETE_SECONDS
 
@@ -151,6 +152,17 @@ def test_progress_reports_done_of_total(seeded: Sandbox, cache_dir: Path) -> Non
     assert seen[-1] == (250, 250)
     assert all(0 <= d <= t for d, t in seen)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_a_sync_reports_through_the_one_progress_protocol(seeded: Sandbox, cache_dir: Path) -> None:
+    events: list[ProgressEvent] = []
+    report = library_of(seeded, cache_dir).sync(include=["revisions"], report=events.append)
+    assert {e.stage for e in events} == {"sync"}
+    assert (events[0].state, events[0].message) == ("started", "listing revisions")
+    assert (events[-1].state, events[-1].message) == ("done", report.summary())
+    running = [e for e in events if e.state == "running"]
+    assert running and (running[-1].done, running[-1].total) == (250, 250) and running[-1].eta is None
+    assert report.summary().startswith("synced 250 revisions (250 described, ")
 
 
 def test_a_revision_deleted_while_a_service_uses_it_shows_delete_in_progress(sandbox: Sandbox, cache_dir: Path) -> None:
