@@ -19,6 +19,7 @@ runs (CodeDeploy, or EXTERNAL) is refused: opskit's release would fight that con
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -221,12 +222,23 @@ PauseAnswer = Callable[[Pause], str | None]
 class Rollout:
     """One service deployment, followed through its record until ECS says how it ended."""
 
-    def __init__(self, aws: Aws, arn: str, *, strategy: str = "ROLLING", cluster: str, service: str) -> None:
+    def __init__(
+        self,
+        aws: Aws,
+        arn: str,
+        *,
+        strategy: str = "ROLLING",
+        cluster: str,
+        service: str,
+        bake_minutes: float | None = None,
+    ) -> None:
         self.aws, self.arn, self.strategy = aws, arn, strategy
         self.cluster, self.service = cluster, service
         self._revisions: dict[str, str] = {}  # service revision ARN -> family:revision
         self._shown: dict[str, str] = {}
         self._events: set[str] | None = None
+        self.bake_minutes = bake_minutes  # deploymentConfiguration.bakeTimeInMinutes, when the service says
+        self._bake_seen: float | None = None  # when a poll first saw BAKE_TIME (monotonic)
 
     @classmethod
     def for_service(cls, aws: Aws, service: dict[str, Any], arn: str | None = None) -> Rollout:
@@ -239,7 +251,15 @@ class Rollout:
                 "update the service and try again"
             )
         cluster = str(service.get("clusterArn", "")).rsplit("/", 1)[-1]
-        return cls(aws, str(arn), strategy=strategy, cluster=cluster, service=str(service.get("serviceName")))
+        bake = (service.get("deploymentConfiguration") or {}).get("bakeTimeInMinutes")
+        return cls(
+            aws,
+            str(arn),
+            strategy=strategy,
+            cluster=cluster,
+            service=str(service.get("serviceName")),
+            bake_minutes=float(bake) if isinstance(bake, (int, float)) else None,
+        )
 
     # -- reading ------------------------------------------------------------------------------------------------------
     def read(self) -> dict[str, Any]:
@@ -302,6 +322,8 @@ class Rollout:
         out = {"status": str(record.get("status"))}
         if record.get("lifecycleStage"):
             out["stage"] = f"stage {record['lifecycleStage']}"
+            if record["lifecycleStage"] == "BAKE_TIME" and self.bake_minutes:
+                out["bake"] = self._bake_left()
         target = record.get("targetServiceRevision") or {}
         out["target"] = f"{self.revision(target.get('arn'))} (new): {_revision_line(target)}"
         for source in record.get("sourceServiceRevisions") or []:
@@ -324,6 +346,16 @@ class Rollout:
             named = f": {', '.join(triggered)} in ALARM" if triggered else ""
             out["alarms"] = f"alarms {alarms.get('status')}{named}"
         return out
+
+    def _bake_left(self) -> str:
+        """``bake time 10 min: at most 7 min left``, counted from the first poll that saw BAKE_TIME (a poll that came
+        late makes it an upper bound)."""
+        now = time.monotonic()
+        if self._bake_seen is None:
+            self._bake_seen = now
+        total = float(self.bake_minutes or 0)
+        left = max(0.0, total - (now - self._bake_seen) / 60)
+        return f"bake time {total:g} min: at most {math.ceil(left):d} min left"
 
     def report(self, record: dict[str, Any], progress: Progress) -> None:
         """Report what changed since the last report, and the target's task counts as the progress bar."""

@@ -14,6 +14,7 @@ from opskit.progress import ProgressEvent
 from opskit.release.rollout import EXIT_CODES, Outcome, Pause, Rollout, Until, strategy_of
 from opskit.sandbox import Sandbox
 from opskit.sandbox.alb import AlbSetup, make_alb
+from tests.sandbox.test_services import client_models
 from tests.sandbox.test_strategies import (  # noqa: F401 (sandbox: the fixture)
     create,
     deploy,
@@ -72,6 +73,8 @@ def test_each_strategy_completes_with_the_record_s_verdict(
     if config["strategy"] != "ROLLING" and poll == 5.0:  # what a person watching sees as it moves
         assert "stage PRODUCTION_TRAFFIC_SHIFT" in said and "stage BAKE_TIME" in said
         assert any("production 100% / test 100% of the traffic" in line for line in said)
+        if config["strategy"] == "BLUE_GREEN" and client_models("DeploymentConfiguration", "bakeTimeInMinutes"):
+            assert "bake time 2 min: at most 2 min left" in said  # counted from the first poll that saw the bake
 
 
 @pytest.mark.parametrize("poll", [5.0, 7200.0], ids=["polled-often", "polled-once-after-it-ended"])
