@@ -44,7 +44,8 @@ _raw = threading.local()
 def _send_raw_body(params: dict[str, Any], **_: Any) -> None:
     body = getattr(_raw, "body", None)
     if body is not None:
-        params["body"] = json.dumps(body, separators=(",", ":")).encode()  # compact, as ECS counts its size limit
+        # Compact UTF-8, as ECS counts its size limit: a non-ASCII character is its UTF-8 bytes, never a 6-byte escape.
+        params["body"] = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         target = getattr(_raw, "target", None)
         if target is not None:  # an operation newer than the installed model: its name goes in the header
             params["headers"]["X-Amz-Target"] = target

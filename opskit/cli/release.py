@@ -62,6 +62,12 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     help="Git checkout and build context.",
 )
 @click.option("--dockerfile", default="Dockerfile", show_default=True, help="Dockerfile, relative to --path.")
+@click.option(
+    "--task-definition",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Render the revision from this file (relative to the checkout) instead of copying the live one.",
+)
+@click.option("--var", "variables", multiple=True, help="NAME=VALUE for {{ NAME }} in --task-definition; repeatable.")
 @click.option("--build-arg", "build_args", multiple=True, help="NAME=VALUE, repeatable.")
 @click.option("--target", help="Build stage to stop at.")
 @click.option("--platform", help="Image platform (default: the revision's runtimePlatform, else linux/amd64).")
@@ -87,6 +93,8 @@ def command(
     repository: str | None,
     path: Path,
     dockerfile: str,
+    task_definition: Path | None,
+    variables: tuple[str, ...],
     build_args: tuple[str, ...],
     target: str | None,
     platform: str | None,
@@ -106,6 +114,7 @@ def command(
 ) -> None:
     """Release the commit checked out at --path to a service: one commit, one image, one revision."""
     from opskit.release import ReleaseOptions, apply_release, plan_release
+    from opskit.release.source import parse_variables
 
     options = ReleaseOptions(
         cluster=cluster,
@@ -114,6 +123,8 @@ def command(
         repository=repository,
         path=path,
         dockerfile=dockerfile,
+        task_definition=task_definition,
+        variables=parse_variables(variables),
         build_args=_build_args(build_args),
         target=target,
         platform=platform,

@@ -241,8 +241,7 @@ def _register(plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord
         return
     image = f"{plan.repository.uri}@{record.digest}" if plan.pin_by_digest else plan.image
     body = with_images(plan.new_body, dict.fromkeys(plan.containers, image))
-    tags = [t for t in plan.live_tags if t["key"] != "commit" and not t["key"].startswith("aws:")]
-    body["tags"] = [*tags, {"key": "commit", "value": plan.commit.sha}]
+    body["tags"] = list(plan.new_tags)
     with stages.stage("register", f"registering a revision of {plan.family} with {image}"):
         answer = aws.call_json("ecs", "RegisterTaskDefinition", body)
         record.revision_arn = str(answer["taskDefinition"]["taskDefinitionArn"])

@@ -22,8 +22,9 @@ from opskit.git import Checkout, read_checkout
 from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
 from opskit.release.images import OCI_REVISION, BuildSpec
 from opskit.release.rollout import strategy_of
+from opskit.release.source import read_task_definition
 from opskit.release.stages import RolloutPlan, rollout_plan
-from opskit.release.taskdef import MAX_BODY_BYTES, body_size, diff, registrable, same_body, with_images
+from opskit.release.taskdef import MAX_BODY_BYTES, MAX_TAGS, body_size, diff, registrable, same_body, with_images
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +52,10 @@ class ReleaseOptions:
     create_repository: bool = False
     tag_latest_locally: bool = False
     force: bool = False
+    # A task definition kept in the repository (a path relative to the checkout, or absolute): the new revision is
+    # rendered from it with ``variables`` instead of copied from the live one.
+    task_definition: Path | None = None
+    variables: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -108,7 +113,9 @@ class ReleasePlan:
     # The image id of this commit's image in the Docker engine (tagged as the release's image): pushed, not rebuilt.
     local_image: str | None = None
     service_tags: tuple[dict[str, str], ...] = ()  # the service's tags as the plan read them (lock holders among them)
-    live_tags: tuple[dict[str, str], ...] = ()  # the live revision's tags, which the new revision carries on
+    live_tags: tuple[dict[str, str], ...] = ()  # the live revision's tags
+    new_tags: tuple[dict[str, str], ...] = ()  # the new revision's: the live ones (or the file's) and its commit
+    source: str = "live"  # where the new revision comes from: "live" (a copy), or the task definition file
     strategy: str = "ROLLING"  # how ECS deploys the service (deploymentConfiguration.strategy)
     # What the deployment goes through: its stages with their hooks and bake times, its alarms and circuit breaker.
     rollout: RolloutPlan | None = None
@@ -158,6 +165,7 @@ class ReleasePlan:
             "existing_digest": self.existing_digest,
             "repository": self.repository.name,
             "live_revision": self.live_arn,
+            "source": self.source,
             "containers": list(self.containers),
             "reuse_revision": self.reuse_revision,
             "platform": self.platform,
@@ -219,19 +227,21 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     live_arn = str(service["taskDefinition"])
     described = aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": live_arn, "include": ["TAGS"]})
     live_body = described["taskDefinition"]
-    _check_named_containers(options, live_body)
-    repository = _repository(gateway, options, live_body)
-    containers = _containers(options, live_body, repository)
+    source, base, base_tags = "live", registrable(live_body), list(described.get("tags") or [])
+    if options.task_definition is not None:
+        path = options.task_definition
+        found = read_task_definition(path if path.is_absolute() else commit.root / path, options.variables)
+        source, base, base_tags = str(path), found.body, found.tags
+    label = _short(live_arn) if source == "live" else source  # what the messages call the revision copied
+    _check_named_containers(options, base, label)
+    repository = _repository(gateway, options, base)
+    containers = _containers(options, base, repository, label)
     existing = existing_digest(gateway, repository, tag, commit)
-    platform = options.platform or _platform(live_body)
+    platform = options.platform or _platform(base)
     image = f"{repository.uri}:{tag}"
-    new_body = with_images(registrable(live_body), dict.fromkeys(containers, image))
-    size = body_size(new_body)
-    if size > MAX_BODY_BYTES:  # refused now, before anything is built or pushed, not by RegisterTaskDefinition
-        raise ConfigError(
-            f"the new revision of {live_body['family']} would be {size} bytes, over ECS's {MAX_BODY_BYTES}-byte limit "
-            "for a task definition: move large values (environment, commands) to secrets or files, then release"
-        )
+    new_body = with_images(base, dict.fromkeys(containers, image))
+    new_tags = revision_tags(base_tags, commit.sha)
+    check_limits(new_body, new_tags)  # refused now, before anything is built or pushed, not by RegisterTaskDefinition
     # Only an image already in ECR can already have a revision: a new commit's needs no search (that is 20
     # describes saved on every ordinary release); a re-release or a resumed one finds its revision again.
     reuse = None if commit.dirty or existing is None else _reusable_revision(aws, live_arn, live_body, new_body)
@@ -263,6 +273,8 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         local_image=local,
         service_tags=tuple(service.get("tags") or ()),
         live_tags=tuple(described.get("tags") or ()),
+        new_tags=tuple(new_tags),
+        source=source,
         strategy=strategy,
         rollout=rollout_plan(service),
         docker=docker,
@@ -304,7 +316,7 @@ def _repository(gateway: Gateway, options: ReleaseOptions, live_body: dict[str, 
             for c, ref in zip(live_body.get("containerDefinitions", []), images, strict=True)
             if not options.containers or c.get("name") in options.containers
         ]
-        name = chosen[0].repository if len(chosen) == 1 or len({r.repository for r in chosen}) == 1 else None
+        name = chosen[0].repository if len({(r.registry, r.repository) for r in chosen}) == 1 else None
         if name is None:
             raise ConfigError(
                 f"cannot tell which ECR repository {options.service}'s containers come from: pass --repository"
@@ -333,31 +345,64 @@ def _repository(gateway: Gateway, options: ReleaseOptions, live_body: dict[str, 
     )
 
 
-def _check_named_containers(options: ReleaseOptions, live_body: dict[str, Any]) -> None:
+def revision_tags(tags: list[dict[str, str]], commit: str) -> list[dict[str, str]]:
+    """The new revision's tags: ``tags`` (AWS's own and an old commit tag left out) and its ``commit``."""
+    kept = [t for t in tags if t["key"] != "commit" and not t["key"].lower().startswith("aws:")]
+    return [*kept, {"key": "commit", "value": commit}]
+
+
+def check_limits(body: dict[str, Any], tags: list[dict[str, str]]) -> None:
+    """Refuse a revision ECS would refuse: over 50 tags (``aws:`` ones do not count), or a RegisterTaskDefinition
+    request over 64 KiB, counted as opskit sends it: compact UTF-8 JSON, tags included."""
+    counted = [t for t in tags if not t["key"].lower().startswith("aws:")]
+    if len(counted) > MAX_TAGS:
+        raise ConfigError(
+            f"the new revision of {body['family']} would have {len(counted)} tags with opskit's commit tag, over "
+            f"AWS's {MAX_TAGS}: remove {len(counted) - MAX_TAGS} of its tags, then release"
+        )
+    size = body_size({**body, "tags": tags})
+    if size > MAX_BODY_BYTES:
+        raise ConfigError(
+            f"the new revision of {body['family']} would be {size} bytes with its tags, over ECS's "
+            f"{MAX_BODY_BYTES}-byte limit for a task definition: move large values (environment, commands) to "
+            "secrets or files, then release"
+        )
+
+
+def _check_named_containers(options: ReleaseOptions, live_body: dict[str, Any], label: str) -> None:
     names = [str(c.get("name")) for c in live_body.get("containerDefinitions", [])]
     for name in options.containers:
         if name not in names:
             raise NotFoundError(
-                f"container {name!r} is not in {live_body['family']}:{live_body['revision']} "
+                f"container {name!r} is not in {label} "
                 f"(its containers: {', '.join(names)}): pass --container with one of them"
             )
 
 
-def _containers(options: ReleaseOptions, live_body: dict[str, Any], repository: Repository) -> tuple[str, ...]:
+def _containers(
+    options: ReleaseOptions, live_body: dict[str, Any], repository: Repository, revision: str
+) -> tuple[str, ...]:
     names = [str(c.get("name")) for c in live_body.get("containerDefinitions", [])]
-    revision = f"{live_body['family']}:{live_body['revision']}"
     if options.containers:
         return tuple(options.containers)
     if len(names) == 1:
         return (names[0],)
+    # By the full reference, registry host and repository: a Docker Hub web:latest sidecar, a localhost:5000/web or
+    # another account's .../web is not this repository's image.
     matching = tuple(
-        str(c["name"])
-        for c in live_body["containerDefinitions"]
-        if ImageRef.parse(c.get("image", "")).repository == repository.name
+        str(c["name"]) for c in live_body["containerDefinitions"] if _in_repository(c.get("image", ""), repository)
     )
     if not matching:
-        raise ConfigError(f"{revision} has containers {', '.join(names)}: pass --container with the one to release")
+        raise ConfigError(
+            f"{revision} has containers {', '.join(names)}, none from {repository.uri}: pass --container with the "
+            "one to release"
+        )
     return matching
+
+
+def _in_repository(image: str, repository: Repository) -> bool:
+    ref = ImageRef.parse(image)
+    return f"{ref.registry}/{ref.repository}" == repository.uri
 
 
 def existing_digest(gateway: Gateway, repository: Repository, tag: str, commit: Checkout) -> str | None:
@@ -425,7 +470,11 @@ def _steps(plan: ReleasePlan) -> tuple[Step, ...]:
         steps.append(Step("register", "skip", f"{_short(plan.reuse_revision)} already is this release"))
     else:
         image = f"{plan.repository.uri}@<digest>" if plan.pin_by_digest else plan.image
-        steps.append(Step("register", "run", f"new revision of {plan.family}: {', '.join(plan.containers)} -> {image}"))
+        origin = f" from {plan.source}" if plan.source != "live" else ""
+        family = plan.new_body.get("family", plan.family)
+        steps.append(
+            Step("register", "run", f"new revision of {family}{origin}: {', '.join(plan.containers)} -> {image}")
+        )
     if plan.already_live:
         steps.append(Step("update", "skip", f"{plan.options.service} already runs {_short(plan.live_arn)}"))
     else:

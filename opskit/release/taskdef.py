@@ -37,12 +37,13 @@ READ_ONLY_FIELDS = frozenset(
 
 
 MAX_BODY_BYTES = 64 * 1024  # ECS refuses a RegisterTaskDefinition request larger than this
+MAX_TAGS = 50  # per resource, AWS's own (aws:) not counted
 
 
 def body_size(body: dict[str, Any]) -> int:
-    """Bytes of ``body`` as registered (compact JSON, as :meth:`opskit.aws.Aws.call_json` sends it), plus room for
-    the commit tag a release adds."""
-    return len(json.dumps(body, separators=(",", ":")).encode()) + len('"tags":[{"key":"commit","value":""}],') + 40
+    """Bytes of ``body`` as :meth:`opskit.aws.Aws.call_json` sends it: compact JSON in UTF-8 (a non-ASCII character
+    is its UTF-8 bytes, not a six-byte escape)."""
+    return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def registrable(described: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,131 @@
+"""Releasing from a task definition kept in the repository, the containers a release changes (by their full image
+reference), and ECS's limits checked at the plan, before anything is built. Over HTTP against the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opskit.errors import ConfigError
+from opskit.release import ReleaseOptions, apply_release, plan_release
+from opskit.release.source import parse, render
+from tests.release.conftest import World
+from tests.release.test_release_errors import release_cli
+
+FAST = {"poll_interval": 0.1, "timeout": 120}
+
+
+def file_body(world: World, **extra: Any) -> dict[str, Any]:
+    """web's register body as a team keeps it: the live revision's containers, a template for the environment."""
+    container = {
+        "name": "web",
+        "image": f"{world.uri}:placeholder",
+        "memory": 96,
+        "essential": True,
+        "environment": [{"name": "STAGE", "value": "{{ stage }}"}, {"name": "SHELL_ONLY", "value": "${AWS_REGION}"}],
+        "command": ["/bin/sh", "-c", "echo $(cat /marker); sleep 3600"],
+    }
+    return {"family": "web", "containerDefinitions": [container], **extra}
+
+
+FORMS = {
+    "register": lambda body, tags: {**body, "tags": tags},
+    "describe": lambda body, tags: {"taskDefinition": {**body, "revision": 9, "status": "ACTIVE"}, "tags": tags},
+    "described": lambda body, tags: {**body, "taskDefinitionArn": "arn:aws:ecs:x:1:task-definition/web:9"},
+}
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_a_release_renders_the_revision_from_each_file_form(world: World, form: str) -> None:
+    tags = [{"key": "team", "value": "payments"}]
+    text = json.dumps(FORMS[form](file_body(world), tags), indent=2)
+    sha = world.commit("keep the task definition here", **{"task-definition.json": text})
+    options = ReleaseOptions(
+        "prod", "web", path=world.app, task_definition=Path("task-definition.json"), variables={"stage": "prod"}
+    )
+    plan = plan_release(world.aws, options)
+    assert plan.source == "task-definition.json" and "from task-definition.json" in plan.steps[2].detail
+    record = apply_release(plan, world.aws, **FAST)
+    assert record.ok, record.reason
+
+    answer = world.ecs.describe_task_definition(taskDefinition=record.revision_arn, include=["TAGS"])
+    (container,) = answer["taskDefinition"]["containerDefinitions"]
+    assert container["image"] == f"{world.uri}:{sha[:12]}" and container["memory"] == 96
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    assert environment == {"STAGE": "prod", "SHELL_ONLY": "${AWS_REGION}"}  # shell syntax reaches the container
+    assert container["command"][-1] == "echo $(cat /marker); sleep 3600"
+    expected = [*tags, {"key": "commit", "value": sha}] if form != "described" else [{"key": "commit", "value": sha}]
+    assert sorted(answer["tags"], key=lambda t: t["key"]) == sorted(expected, key=lambda t: t["key"])
+
+
+def test_an_undefined_template_name_is_an_error_that_names_it(world: World) -> None:
+    world.commit("template", **{"task-definition.json": json.dumps(file_body(world))})
+    answer = release_cli(world, "--task-definition", "task-definition.json", "--var", "region=eu-west-1")
+    assert answer.returncode == 2 and answer.stderr.count("\n") == 1
+    assert "uses {{ stage }}, which has no value: pass --var stage=VALUE" in answer.stderr
+    assert world.service()["taskDefinition"].endswith("web:1")  # nothing built, pushed or registered
+    assert len(world.ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]) == 1
+
+    with pytest.raises(ConfigError, match=r"--var 'stage' is not NAME=VALUE"):
+        from opskit.release.source import parse_variables
+
+        parse_variables(["stage"])
+    with pytest.raises(ConfigError, match="is not JSON"):
+        parse(render('{"family": "{{ stage }}",', {"stage": "x"}))
+
+
+def test_a_release_changes_only_the_containers_from_its_repository(world: World) -> None:
+    """Three containers whose repository is called web: ECR's (this account), Docker Hub's and a local registry's.
+    A release to the ECR repository changes only the first."""
+    body = file_body(world)
+    body["containerDefinitions"] += [
+        {"name": "hub", "image": "web:latest", "memory": 32, "essential": False},
+        {"name": "local", "image": "localhost:5000/web:1", "memory": 32, "essential": False},
+    ]
+    world.commit("sidecars", **{"task-definition.json": json.dumps(body)})
+    options = ReleaseOptions(
+        "prod", "web", path=world.app, task_definition=Path("task-definition.json"), variables={"stage": "x"}
+    )
+    with pytest.raises(ConfigError, match="cannot tell which ECR repository web's containers come from"):
+        plan_release(world.aws, options)  # three registries: the name alone does not say
+    plan = plan_release(world.aws, ReleaseOptions(**{**options.__dict__, "repository": "web"}))
+    assert plan.containers == ("web",)
+    images = {c["name"]: c["image"] for c in plan.new_body["containerDefinitions"]}
+    assert images == {"web": plan.image, "hub": "web:latest", "local": "localhost:5000/web:1"}
+
+
+def test_the_tag_count_is_checked_at_the_plan(world: World) -> None:
+    tags = [{"key": f"k{i}", "value": "v"} for i in range(50)]
+    world.commit("fifty tags", **{"task-definition.json": json.dumps({**file_body(world), "tags": tags})})
+    options = ReleaseOptions(
+        "prod", "web", path=world.app, task_definition=Path("task-definition.json"), variables={"stage": "x"}
+    )
+    with pytest.raises(ConfigError, match=r"would have 51 tags with opskit's commit tag, over AWS's 50: remove 1"):
+        plan_release(world.aws, options)
+    aws_own = [*tags[:49], {"key": "aws:cloudformation:stack-name", "value": "web"}]
+    world.commit("49 and AWS's own", **{"task-definition.json": json.dumps({**file_body(world), "tags": aws_own})})
+    assert len(plan_release(world.aws, options).new_tags) == 50  # aws: tags are left out and do not count
+
+
+def big_body(world: World, text: str, count: int) -> dict[str, Any]:
+    body = file_body(world)
+    body["containerDefinitions"][0]["environment"] = [{"name": f"V{i}", "value": text} for i in range(count)]
+    return body
+
+
+def test_the_size_is_counted_as_sent_utf8_and_with_the_tags_at_the_plan(world: World) -> None:
+    options = ReleaseOptions("prod", "web", path=world.app, task_definition=Path("task-definition.json"))
+    japanese = "日本語のテキスト" * 25  # 200 characters, 600 bytes in UTF-8 and 1200 as \\u escapes
+    world.commit("japanese", **{"task-definition.json": json.dumps(big_body(world, japanese, 70), ensure_ascii=False)})
+    plan = plan_release(world.aws, options)  # ~43 KB in UTF-8 (~86 KB escaped): within the limit
+    record = apply_release(plan, world.aws, **FAST)
+    assert record.ok, record.reason  # and ECS (the sandbox, counting the request) took it
+
+    tags = [{"key": f"note{i}", "value": "x" * 256} for i in range(40)]  # ~11 KB of tags
+    near = {**big_body(world, "a" * 1000, 56), "tags": tags}  # ~58 KB of body: over the limit only with the tags
+    world.commit("near the limit", **{"task-definition.json": json.dumps(near)})
+    with pytest.raises(ConfigError, match=r"would be \d+ bytes with its tags, over ECS's 65536-byte limit"):
+        plan_release(world.aws, options)
