@@ -282,8 +282,33 @@ class DeploymentRecord:
 
 
 @dataclass(frozen=True)
+class LifecycleHookRecord:
+    """One ``deploymentConfiguration.lifecycleHooks`` entry of a service: what it calls (a Lambda function, or
+    PAUSE for ContinueServiceDeployment), the role ECS calls a function with, and the stages it runs at."""
+
+    target_type: str  # AWS_LAMBDA (ECS's default when the entry names none) or PAUSE
+    target_arn: str | None  # hookTargetArn: the function a Lambda hook calls
+    role_arn: str | None  # the IAM role ECS assumes to call it
+    stages: tuple[str, ...] = ()
+
+    @property
+    def calls_lambda(self) -> bool:
+        return self.target_type == "AWS_LAMBDA"
+
+    @classmethod
+    def from_api(cls, body: dict[str, Any]) -> LifecycleHookRecord:
+        return cls(
+            target_type=str(body.get("targetType") or "AWS_LAMBDA"),
+            target_arn=body.get("hookTargetArn") or None,
+            role_arn=body.get("roleArn") or None,
+            stages=tuple(str(s) for s in body.get("lifecycleStages") or []),
+        )
+
+
+@dataclass(frozen=True)
 class ServiceRecord:
-    """A service as DescribeServices tells it, with its current deployments (PRIMARY first)."""
+    """A service as DescribeServices tells it, with its current deployments (PRIMARY first) and how it deploys
+    (``deploymentConfiguration``: strategy, bake times, lifecycle hooks, alarms)."""
 
     cluster: str
     service: str
@@ -298,6 +323,19 @@ class ServiceRecord:
     circuit_breaker_rollback: bool
     deployments: tuple[DeploymentRecord, ...]
     created_at: datetime | None = None
+    strategy: str = "ROLLING"  # ROLLING (ECS's default), BLUE_GREEN, LINEAR or CANARY
+    bake_time_minutes: int | None = None  # bakeTimeInMinutes: both revisions run after production traffic moved
+    step_bake_time_minutes: int | None = None  # linearConfiguration.stepBakeTimeInMinutes (LINEAR)
+    canary_bake_time_minutes: int | None = None  # canaryConfiguration.canaryBakeTimeInMinutes (CANARY)
+    lifecycle_hooks: tuple[LifecycleHookRecord, ...] = ()
+    alarm_names: tuple[str, ...] = ()  # deploymentConfiguration.alarms
+    alarms_enabled: bool = False
+    alarms_rollback: bool = False
+
+    @property
+    def alarms_roll_back(self) -> bool:
+        """Deployment alarms are on, name at least one alarm, and roll a deployment they fail back."""
+        return self.alarms_enabled and self.alarms_rollback and bool(self.alarm_names)
 
 
 @dataclass(frozen=True)

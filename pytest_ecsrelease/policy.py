@@ -102,8 +102,25 @@ class ReleasePolicy:
         self.assert_passes("REL006", service)
 
     def assert_circuit_breaker(self, service: object) -> None:
-        """REL007: the deployment circuit breaker is on, with rollback."""
+        """REL007: a failed deployment rolls back: the circuit breaker with rollback, or deployment alarms with
+        rollback (also :meth:`assert_rollback_monitor`)."""
         self.assert_passes("REL007", service)
+
+    def assert_rollback_monitor(self, service: object) -> None:
+        """REL007, by what it asks: a rollback monitor (circuit breaker or alarms, with rollback)."""
+        self.assert_passes("REL007", service)
+
+    def assert_bake_time(self, service: object) -> None:
+        """REL011: a traffic-shifting deployment bakes before the old revision goes."""
+        self.assert_passes("REL011", service)
+
+    def assert_hook_roles(self, service: object) -> None:
+        """REL012: every Lambda lifecycle hook names the role ECS invokes it with."""
+        self.assert_passes("REL012", service)
+
+    def assert_version_consistency(self, service: object) -> None:
+        """REL013: no container of the revision the service runs has versionConsistency disabled."""
+        self.assert_passes("REL013", service)
 
     def assert_scan_on_push(self, ecr_repository: object) -> None:
         """REL008: images are scanned when pushed."""

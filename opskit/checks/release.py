@@ -14,7 +14,7 @@ from opskit.checks.lifecycle import PolicyError, evaluate, parse_policy
 from opskit.checks.model import AWS_CONFIG, CHECKOV, SECURITY_HUB, Check, Outcome, Reference
 from opskit.checks.snapshot import ImageUse, Snapshot, revision_label
 from opskit.checks.wildcards import can_match_commit_sha, matches_every_commit_sha, wildcard_matches
-from opskit.records import COMMIT_SHA, RevisionRecord
+from opskit.records import COMMIT_SHA, RevisionRecord, ServiceRecord
 
 SCANNING = ("SCAN_ON_PUSH", "CONTINUOUS_SCAN")
 
@@ -251,15 +251,159 @@ def rollback_target(snapshot: Snapshot) -> Iterator[Outcome]:
                 yield Outcome(name, True, f"rolls back to {label}, ACTIVE, its images in ECR")
 
 
-def circuit_breaker(snapshot: Snapshot) -> Iterator[Outcome]:
+def rollback_monitor(snapshot: Snapshot) -> Iterator[Outcome]:
+    """The circuit breaker with rollback, or deployment alarms with rollback: either one rolls a failed deployment
+    back (REL007 predates the alarms, hence its name)."""
     for service in snapshot.scoped_services:
         name = f"{service.cluster}/{service.service}"
-        if service.circuit_breaker and service.circuit_breaker_rollback:
+        breaker = service.circuit_breaker and service.circuit_breaker_rollback
+        alarms = ", ".join(service.alarm_names)
+        if breaker and service.alarms_roll_back:
+            yield Outcome(name, True, f"the circuit breaker and alarms {alarms} roll failed deployments back")
+        elif breaker:
             yield Outcome(name, True, "the circuit breaker is on and rolls failed deployments back")
-        elif service.circuit_breaker:
-            yield Outcome(name, False, "the circuit breaker stops failed deployments but does not roll them back")
+        elif service.alarms_roll_back:
+            yield Outcome(name, True, f"alarms {alarms} roll failed deployments back (the circuit breaker does not)")
         else:
-            yield Outcome(name, False, "no deployment circuit breaker: a deployment that cannot start keeps trying")
+            problems = "; ".join((_breaker_problem(service), _alarms_problem(service)))
+            yield Outcome(
+                name,
+                False,
+                f"{problems}: turn on the circuit breaker with rollback, or deployment alarms with rollback, in "
+                "its deploymentConfiguration",
+            )
+
+
+def _breaker_problem(service: ServiceRecord) -> str:
+    if service.circuit_breaker:
+        return "the circuit breaker stops failed deployments but does not roll them back"
+    return "no deployment circuit breaker"
+
+
+def _alarms_problem(service: ServiceRecord) -> str:
+    alarms = ", ".join(service.alarm_names)
+    if not service.alarm_names:
+        return "no deployment alarms" if not service.alarms_enabled else "deployment alarms name no alarm"
+    if not service.alarms_enabled:
+        return f"deployment alarms ({alarms}) are not enabled"
+    return f"alarms {alarms} fail deployments but do not roll them back"
+
+
+# ECS's defaults where a service's configuration names none (ECS's API reference; the sandbox deploys by them).
+LINEAR_STEP_BAKE_MINUTES = 6
+CANARY_BAKE_MINUTES = 10
+
+
+def bake_time(snapshot: Snapshot) -> Iterator[Outcome]:
+    """BLUE_GREEN: a bake time (bakeTimeInMinutes) keeps the old revision running once production traffic moved, so
+    a rollback is a traffic shift and alarms have time to go off. LINEAR and CANARY: the pause after each step or
+    after the canary, when part of the traffic shows whether the new revision holds (their own bake time after the
+    last shift is not asked for). ROLLING has none."""
+    for service in snapshot.scoped_services:
+        name = f"{service.cluster}/{service.service}"
+        final = service.bake_time_minutes or 0
+        if service.strategy == "BLUE_GREEN":
+            if final > 0:
+                yield Outcome(name, True, f"BLUE_GREEN, the old revision kept {final} minute(s) after traffic moves")
+            else:
+                yield Outcome(
+                    name,
+                    False,
+                    "BLUE_GREEN with no bake time: the old revision stops as soon as production traffic moves, so "
+                    "alarms have no time to fail it and a rollback must start it again; set "
+                    "deploymentConfiguration.bakeTimeInMinutes above 0",
+                )
+        elif service.strategy == "LINEAR":
+            step = _given(service.step_bake_time_minutes, LINEAR_STEP_BAKE_MINUTES)
+            if step > 0:
+                yield Outcome(name, True, f"LINEAR, each traffic step baking {step} minute(s)")
+            else:
+                yield Outcome(
+                    name,
+                    False,
+                    "LINEAR with no step bake time: each traffic step follows the last at once, with no time to see "
+                    "one go wrong; set linearConfiguration.stepBakeTimeInMinutes above 0",
+                )
+        elif service.strategy == "CANARY":
+            canary = _given(service.canary_bake_time_minutes, CANARY_BAKE_MINUTES)
+            if canary > 0:
+                yield Outcome(name, True, f"CANARY, the canary baking {canary} minute(s) before the rest moves")
+            else:
+                yield Outcome(
+                    name,
+                    False,
+                    "CANARY with no canary bake time: all traffic follows the canary at once, with no time to see "
+                    "it go wrong; set canaryConfiguration.canaryBakeTimeInMinutes above 0",
+                )
+        else:
+            yield Outcome(name, True, f"{service.strategy}: no bake time applies (no traffic shift to wait after)")
+
+
+def _given(minutes: int | None, default: int) -> int:
+    return default if minutes is None else minutes
+
+
+def hook_roles(snapshot: Snapshot) -> Iterator[Outcome]:
+    for service in snapshot.scoped_services:
+        name = f"{service.cluster}/{service.service}"
+        lambdas = [h for h in service.lifecycle_hooks if h.calls_lambda]
+        missing = [h for h in lambdas if not h.role_arn]
+        if missing:
+            named = ", ".join(f"{_function(h.target_arn)} at {'/'.join(h.stages) or 'no stage'}" for h in missing)
+            yield Outcome(
+                name,
+                False,
+                f"Lambda hook(s) without a roleArn ({named}): ECS has no role to invoke them with; give each "
+                "AWS_LAMBDA hook the roleArn of a role ECS can assume to call its function",
+            )
+        elif lambdas:
+            functions = ", ".join(_function(h.target_arn) for h in lambdas)
+            yield Outcome(name, True, f"its Lambda hook(s) ({functions}) name the role ECS invokes them with")
+        elif service.lifecycle_hooks:
+            yield Outcome(name, True, f"{len(service.lifecycle_hooks)} PAUSE hook(s): no function to call")
+        else:
+            yield Outcome(name, True, "no lifecycle hooks")
+
+
+def _function(arn: str | None) -> str:
+    """``arn:aws:lambda:...:function:smoke-test`` -> ``smoke-test``."""
+    if not arn:
+        return "a hook naming no function"
+    _, marker, rest = arn.partition(":function:")
+    return rest if marker else arn
+
+
+def version_consistency(snapshot: Snapshot) -> Iterator[Outcome]:
+    for service in snapshot.scoped_services:
+        if not service.task_definition:
+            continue  # nothing runs
+        name, label = f"{service.cluster}/{service.service}", revision_label(service.task_definition)
+        containers = snapshot.version_consistency.get(service.task_definition)
+        if containers is None:
+            yield Outcome(
+                name,
+                False,
+                f"cannot tell: {label} is not in the library's cache; sync the library (opskit check without "
+                "--no-sync, or Snapshot.from_library) so its container definitions are read",
+            )
+            continue
+        revision = snapshot.revision_by_arn.get(service.task_definition)
+        pinned = {c.name for c in revision.containers if c.ref.pinned} if revision is not None else set()
+        disabled = [c for c, setting in containers if setting.lower() == "disabled"]
+        loose = [c for c in disabled if c not in pinned]
+        if loose:
+            yield Outcome(
+                name,
+                False,
+                f"{label} has versionConsistency disabled for container(s) {', '.join(loose)}: ECS resolves their "
+                "tags at each task start, so one deployment's tasks can run different images; register a revision "
+                "without versionConsistency disabled (or pin those images by digest) and deploy it",
+            )
+        else:
+            message = f"{label} has ECS resolve each container's image once per deployment"
+            if disabled:
+                message += f" (versionConsistency disabled, but pinned by digest: {', '.join(disabled)})"
+            yield Outcome(name, True, message)
 
 
 RELEASE_CHECKS = (
@@ -345,14 +489,15 @@ RELEASE_CHECKS = (
     ),
     Check(
         id="REL007",
-        name="circuit-breaker",
+        name="circuit-breaker",  # kept from before alarms counted too: item names and selections rely on it
         group="release",
         severity="high",
-        title="The deployment circuit breaker is on, with rollback",
+        title="A failed deployment rolls back: the circuit breaker or deployment alarms, with rollback",
         remediation="aws ecs update-service --cluster CLUSTER --service SERVICE --deployment-configuration "
-        "'deploymentCircuitBreaker={enable=true,rollback=true}'",
+        "'deploymentCircuitBreaker={enable=true,rollback=true}', or with "
+        "'alarms={alarmNames=[ALARM],enable=true,rollback=true}' and CloudWatch alarms that watch the service.",
         resource_type="service",
-        evaluate=circuit_breaker,
+        evaluate=rollback_monitor,
     ),
     Check(
         id="REL008",
@@ -415,6 +560,41 @@ RELEASE_CHECKS = (
         "commit SHA tags with a count above the number of revisions you keep ACTIVE.",
         resource_type="repository",
         evaluate=lifecycle_keeps_active_images,
+    ),
+    Check(
+        id="REL011",
+        name="bake-time",
+        group="release",
+        severity="medium",
+        title="Traffic-shifting deployments bake: BLUE_GREEN keeps the old revision a while, LINEAR and CANARY "
+        "pause after each shift",
+        remediation="aws ecs update-service --cluster CLUSTER --service SERVICE --deployment-configuration "
+        "'strategy=BLUE_GREEN,bakeTimeInMinutes=10' (LINEAR: linearConfiguration={stepBakeTimeInMinutes=N}, CANARY: "
+        "canaryConfiguration={canaryBakeTimeInMinutes=N}), with N above 0.",
+        resource_type="service",
+        evaluate=bake_time,
+    ),
+    Check(
+        id="REL012",
+        name="hook-roles",
+        group="release",
+        severity="high",
+        title="Every Lambda lifecycle hook names the role ECS invokes it with",
+        remediation="Give each AWS_LAMBDA entry of deploymentConfiguration.lifecycleHooks a roleArn: a role ECS can "
+        "assume (trusting ecs.amazonaws.com) with lambda:InvokeFunction on the hook's function.",
+        resource_type="service",
+        evaluate=hook_roles,
+    ),
+    Check(
+        id="REL013",
+        name="version-consistency",
+        group="release",
+        severity="high",
+        title="ECS resolves each image of the revision a service runs once per deployment (versionConsistency)",
+        remediation="Register a revision whose container definitions leave versionConsistency out (or set it to "
+        "enabled), or pin their images by digest, and deploy it (opskit release copies the live revision).",
+        resource_type="service",
+        evaluate=version_consistency,
     ),
 )
 

@@ -1,8 +1,9 @@
 """What the checks look at: the library's records at one moment, narrowed to a target.
 
-A :class:`Snapshot` holds records only (revisions, ECR images and repositories, services and their rollback
-targets, and for the hardening checks each ACTIVE revision's security settings), so checks are pure functions and
-tests build snapshots by hand. :meth:`Snapshot.from_library` syncs a library and takes one.
+A :class:`Snapshot` holds records only (revisions, ECR images and repositories, services with how they deploy and
+their rollback targets, the versionConsistency of the containers services run, and for the hardening checks each
+ACTIVE revision's security settings), so checks are pure functions and tests build snapshots by hand.
+:meth:`Snapshot.from_library` syncs a library and takes one.
 
 >>> from opskit.library import RevisionLibrary                               # doctest: +SKIP
 >>> library = RevisionLibrary(Aws())                                          # doctest: +SKIP
@@ -168,6 +169,9 @@ class Snapshot:
     services: tuple[ServiceRecord, ...] = ()
     rollback_targets: Mapping[str, str | None] = field(default_factory=dict)  # by service ARN
     settings: Mapping[str, RevisionSettings] = field(default_factory=dict)  # by revision ARN (hardening only)
+    # By revision ARN, for the revisions services run: (container name, versionConsistency) of each container
+    # definition, "enabled" (ECS's default) where the definition names none.
+    version_consistency: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     target: Target = Target()
     taken_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -185,7 +189,8 @@ class Snapshot:
         """Sync ``library`` (ECR and services first, then only the families the target needs) and take a snapshot.
 
         ``hardening`` reads each ACTIVE revision's full body for the hardening checks (from the cache: sync
-        described them). ``now`` defaults to the wall clock; pass the sandbox's clock for a sandbox.
+        described them). The revisions the target's services run are read from the cache too, for their containers'
+        versionConsistency. ``now`` defaults to the wall clock; pass the sandbox's clock for a sandbox.
         """
         if sync:
             library.sync(include=["images", "services"])
@@ -209,6 +214,7 @@ class Snapshot:
             taken_at=now or datetime.now(UTC),
         )
         snapshot.check_target()
+        snapshot = replace(snapshot, version_consistency=_version_consistency(library, snapshot.scoped_services))
         return snapshot.with_settings(library) if hardening else snapshot
 
     def with_settings(self, library: RevisionLibrary) -> Snapshot:
@@ -387,6 +393,23 @@ def _chosen_services(services: Iterable[ServiceRecord], target: Target) -> list[
         wanted = set(target.services)
         chosen = [s for s in chosen if s.service in wanted or f"{s.cluster}/{s.service}" in wanted]
     return chosen
+
+
+def _version_consistency(
+    library: RevisionLibrary, services: Iterable[ServiceRecord]
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """versionConsistency of each container of the revisions ``services`` run, from the library's cache only (no
+    call: a revision it does not hold is left out, and the check says so)."""
+    from opskit.library.rows import decode_body
+
+    found = {}
+    for arn in sorted({s.task_definition for s in services if s.task_definition}):
+        cached = library.store.body(arn)
+        if cached is None:
+            continue
+        containers = decode_body(cached[0])["taskDefinition"].get("containerDefinitions") or []
+        found[arn] = tuple((str(c.get("name", "")), str(c.get("versionConsistency") or "enabled")) for c in containers)
+    return found
 
 
 def _families_run_by(service: ServiceRecord, rollback_targets: Mapping[str, str | None]) -> set[str]:

@@ -116,6 +116,14 @@ SERVICES = (
     _c("rollback_target", "string", "revision (ARN) a rollback goes back to: the latest other one that COMPLETED"),
     _c("created_at", "datetime", "when the service was created"),
     _c("history_source", "category", "where its deployment history comes from", HISTORY_SOURCES),
+    _c("strategy", "string", "how ECS deploys it: ROLLING, BLUE_GREEN, LINEAR or CANARY"),
+    _c("bake_time_minutes", "Int64", "bakeTimeInMinutes: both revisions run after production traffic moved"),
+    _c("step_bake_time_minutes", "Int64", "linearConfiguration.stepBakeTimeInMinutes (LINEAR)"),
+    _c("canary_bake_time_minutes", "Int64", "canaryConfiguration.canaryBakeTimeInMinutes (CANARY)"),
+    _c("lifecycle_hooks", "records", "its lifecycle hooks: target_type, target_arn, role_arn, stages"),
+    _c("alarm_names", "list", "deployment alarms (deploymentConfiguration.alarms.alarmNames)"),
+    _c("alarms_enabled", "boolean", "deployment alarms are on"),
+    _c("alarms_rollback", "boolean", "an alarm in ALARM rolls the deployment back"),
 )
 
 DEPLOYMENTS = (

@@ -23,6 +23,7 @@ from opskit.library.columns import (
     STRING,
     Column,
 )
+from opskit.library.rows import ROLLOUT_FIELDS
 from opskit.library.store import Store
 
 _TASK_DEFINITION = r"task-definition/(?P<family>[^:/]+):(?P<revision>\d+)$"
@@ -141,7 +142,7 @@ def services(store: Store, cluster: Any = None) -> pd.DataFrame:
     rows = store.query(
         "SELECT cluster, service, arn, status, desired_count, running_count, pending_count, task_definition,"
         " launch_type, circuit_breaker, circuit_breaker_rollback, deployments, rollback_target, created_at,"
-        f" history_source FROM services{where} ORDER BY cluster, service",
+        f" history_source, {', '.join(ROLLOUT_FIELDS)} FROM services{where} ORDER BY cluster, service",
         params,
     )
     names = [
@@ -160,6 +161,7 @@ def services(store: Store, cluster: Any = None) -> pd.DataFrame:
         "rollback_target",
         "created_at",
         "history_source",
+        *ROLLOUT_FIELDS,
     ]
     data: dict[str, Any] = {name: [row[i] for row in rows] for i, name in enumerate(names)}
     family, revision = _split_task_definitions(data["task_definition"])

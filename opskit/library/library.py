@@ -26,6 +26,7 @@ from opskit.library.rows import (
     from_micros,
     repository_record,
     revision_rows,
+    rollout_settings,
 )
 from opskit.library.store import CacheIdentity, Store, default_cache_dir
 from opskit.masking import mask
@@ -383,7 +384,9 @@ class RevisionLibrary:
         return [deployment_record(row) for row in rows]
 
     def service_records(self) -> list[ServiceRecord]:
+        """The services as records, with how each deploys (strategy, bake times, hooks, alarms)."""
         out = []
+        rollouts = self._guarded(self.store.rollouts)
         for row in self.services().itertuples(index=False):
             current = tuple(
                 DeploymentRecord(
@@ -414,6 +417,7 @@ class RevisionLibrary:
                     circuit_breaker_rollback=bool(row.circuit_breaker_rollback),
                     deployments=current,
                     created_at=_moment(row.created_at),
+                    **(rollout_settings(rollouts[row.arn]) if row.arn in rollouts else {}),
                 )
             )
         return out

@@ -16,6 +16,7 @@ from opskit.records import (
     ContainerRecord,
     DeploymentRecord,
     ImageRef,
+    LifecycleHookRecord,
     RepositoryRecord,
     RevisionRecord,
     ServiceRecord,
@@ -59,6 +60,33 @@ CONTAINER_FIELDS = (
     "environment_names",
     "secret_names",
 )
+SERVICE_FIELDS = (
+    "arn",
+    "cluster",
+    "service",
+    "status",
+    "desired_count",
+    "running_count",
+    "pending_count",
+    "task_definition",
+    "launch_type",
+    "circuit_breaker",
+    "circuit_breaker_rollback",
+    "deployments",
+    "rollback_target",
+    "created_at",
+    "history_source",
+    "strategy",
+    "bake_time_minutes",
+    "step_bake_time_minutes",
+    "canary_bake_time_minutes",
+    "lifecycle_hooks",
+    "alarm_names",
+    "alarms_enabled",
+    "alarms_rollback",
+)
+# How a service deploys, as the store keeps it: the last SERVICE_FIELDS, read back by :func:`rollout_settings`.
+ROLLOUT_FIELDS = SERVICE_FIELDS[SERVICE_FIELDS.index("strategy") :]
 DEPLOYMENT_FIELDS = (
     "cluster",
     "service",
@@ -225,7 +253,9 @@ def image_row(detail: dict[str, Any]) -> tuple[Any, ...]:
 
 # -- services and deployments ------------------------------------------------------------------------------------
 def service_record(body: dict[str, Any], cluster: str, deployments: list[DeploymentRecord]) -> ServiceRecord:
-    breaker = (body.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
+    config = body.get("deploymentConfiguration") or {}
+    breaker = config.get("deploymentCircuitBreaker") or {}
+    alarms = config.get("alarms") or {}
     current = body.get("deployments") or []
     return ServiceRecord(
         cluster=cluster,
@@ -241,10 +271,23 @@ def service_record(body: dict[str, Any], cluster: str, deployments: list[Deploym
         circuit_breaker_rollback=bool(breaker.get("rollback")),
         deployments=tuple(deployments),
         created_at=to_datetime(body.get("createdAt")),
+        strategy=str(config.get("strategy") or "ROLLING"),
+        bake_time_minutes=_minutes(config.get("bakeTimeInMinutes")),
+        step_bake_time_minutes=_minutes((config.get("linearConfiguration") or {}).get("stepBakeTimeInMinutes")),
+        canary_bake_time_minutes=_minutes((config.get("canaryConfiguration") or {}).get("canaryBakeTimeInMinutes")),
+        lifecycle_hooks=tuple(LifecycleHookRecord.from_api(h) for h in config.get("lifecycleHooks") or []),
+        alarm_names=tuple(str(n) for n in alarms.get("alarmNames") or []),
+        alarms_enabled=bool(alarms.get("enable")),
+        alarms_rollback=bool(alarms.get("rollback")),
     )
 
 
+def _minutes(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def service_row(record: ServiceRecord, history_source: str, rollback_target: str | None) -> tuple[Any, ...]:
+    """The services row (:data:`SERVICE_FIELDS`) of a service."""
     current = [
         {
             "id": d.deployment,
@@ -253,6 +296,10 @@ def service_row(record: ServiceRecord, history_source: str, rollback_target: str
             "rollout_state": d.rollout_state,
         }
         for d in record.deployments
+    ]
+    hooks = [
+        {"target_type": h.target_type, "target_arn": h.target_arn, "role_arn": h.role_arn, "stages": list(h.stages)}
+        for h in record.lifecycle_hooks
     ]
     return (
         record.arn,
@@ -270,7 +317,39 @@ def service_row(record: ServiceRecord, history_source: str, rollback_target: str
         rollback_target,
         micros(record.created_at),
         history_source,
+        record.strategy,
+        record.bake_time_minutes,
+        record.step_bake_time_minutes,
+        record.canary_bake_time_minutes,
+        json.dumps(hooks, separators=(",", ":")),
+        json.dumps(list(record.alarm_names), separators=(",", ":")),
+        int(record.alarms_enabled),
+        int(record.alarms_rollback),
     )
+
+
+def rollout_settings(row: tuple[Any, ...]) -> dict[str, Any]:
+    """The :class:`~opskit.records.ServiceRecord` fields of how a service deploys, from the store's
+    :data:`ROLLOUT_FIELDS` of its row (``dataclasses.replace(record, **settings)`` puts them on a record)."""
+    strategy, bake, step_bake, canary_bake, hooks, alarm_names, alarms_enabled, alarms_rollback = row
+    return {
+        "strategy": strategy or "ROLLING",
+        "bake_time_minutes": bake,
+        "step_bake_time_minutes": step_bake,
+        "canary_bake_time_minutes": canary_bake,
+        "lifecycle_hooks": tuple(
+            LifecycleHookRecord(
+                target_type=h.get("target_type") or "AWS_LAMBDA",
+                target_arn=h.get("target_arn"),
+                role_arn=h.get("role_arn"),
+                stages=tuple(h.get("stages") or ()),
+            )
+            for h in json.loads(hooks or "[]")
+        ),
+        "alarm_names": tuple(json.loads(alarm_names or "[]")),
+        "alarms_enabled": bool(alarms_enabled),
+        "alarms_rollback": bool(alarms_rollback),
+    }
 
 
 def deployment_row(record: DeploymentRecord) -> tuple[Any, ...]:
@@ -318,6 +397,8 @@ __all__ = [
     "DEPLOYMENT_FIELDS",
     "REPOSITORY_FIELDS",
     "REVISION_FIELDS",
+    "ROLLOUT_FIELDS",
+    "SERVICE_FIELDS",
     "ImageRef",
     "decode_body",
     "deployment_record",
@@ -330,6 +411,7 @@ __all__ = [
     "repository_row",
     "revision_record",
     "revision_rows",
+    "rollout_settings",
     "service_record",
     "service_row",
 ]

@@ -27,9 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opskit.library.rows import CONTAINER_FIELDS, DEPLOYMENT_FIELDS, REPOSITORY_FIELDS, REVISION_FIELDS
+from opskit.library.rows import (
+    CONTAINER_FIELDS,
+    DEPLOYMENT_FIELDS,
+    REPOSITORY_FIELDS,
+    REVISION_FIELDS,
+    ROLLOUT_FIELDS,
+    SERVICE_FIELDS,
+)
 
-SCHEMA_VERSION = "2"  # 2: repositories keep exclusion filters, scan frequency, lifecycle policy
+# 2: repositories keep exclusion filters, scan frequency, lifecycle policy; 3: services keep how they deploy
+# (strategy, bake times, lifecycle hooks, alarms). An older file fails the check of its tables and is rebuilt.
+SCHEMA_VERSION = "3"
 STATUS_ORDER = {"ACTIVE": 0, "INACTIVE": 1, "DELETE_IN_PROGRESS": 2}
 
 SCHEMA = (
@@ -55,7 +64,9 @@ SCHEMA = (
     "CREATE TABLE services (arn TEXT PRIMARY KEY, cluster TEXT, service TEXT, status TEXT, desired_count INTEGER,"
     " running_count INTEGER, pending_count INTEGER, task_definition TEXT, launch_type TEXT,"
     " circuit_breaker INTEGER, circuit_breaker_rollback INTEGER, deployments TEXT, rollback_target TEXT,"
-    " created_at INTEGER, history_source TEXT)",
+    " created_at INTEGER, history_source TEXT, strategy TEXT, bake_time_minutes INTEGER,"
+    " step_bake_time_minutes INTEGER, canary_bake_time_minutes INTEGER, lifecycle_hooks TEXT, alarm_names TEXT,"
+    " alarms_enabled INTEGER, alarms_rollback INTEGER)",
     "CREATE TABLE deployments (cluster TEXT NOT NULL, service TEXT NOT NULL, deployment TEXT NOT NULL,"
     " task_definition TEXT, status TEXT, rollout_state TEXT, created_at INTEGER, finished_at INTEGER,"
     " rolled_back INTEGER, source TEXT, PRIMARY KEY (cluster, service, deployment))",
@@ -213,6 +224,11 @@ class Store:
             found.update((str(arn), str(task_definition)) for arn, task_definition in self.query(sql, chunk))
         return found
 
+    def rollouts(self) -> dict[str, tuple[Any, ...]]:
+        """How each service deploys (its :data:`~opskit.library.rows.ROLLOUT_FIELDS`), by service ARN."""
+        rows = self.query(f"SELECT arn, {', '.join(ROLLOUT_FIELDS)} FROM services")
+        return {str(row[0]): tuple(row[1:]) for row in rows}
+
     def history(self, cluster: str, service: str) -> list[tuple[Any, ...]]:
         return self.query(
             f"SELECT {', '.join(DEPLOYMENT_FIELDS)} FROM deployments WHERE cluster = ? AND service = ?",
@@ -279,7 +295,9 @@ class Store:
         with self._lock, self._conn:
             self._conn.execute("DELETE FROM services")
             self._conn.executemany(
-                "INSERT OR REPLACE INTO services VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", services
+                f"INSERT OR REPLACE INTO services ({', '.join(SERVICE_FIELDS)})"
+                f" VALUES ({', '.join('?' * len(SERVICE_FIELDS))})",
+                services,
             )
             for (cluster, service), rows in histories.items():
                 self._conn.execute("DELETE FROM deployments WHERE cluster = ? AND service = ?", (cluster, service))

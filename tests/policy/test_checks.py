@@ -96,6 +96,7 @@ def world(**changes: Any) -> Snapshot:
         repositories=(repository(),),
         services=(service("web", "web:2"),),
         rollback_targets={"arn:svc/web": arn("web:1")},
+        version_consistency={arn("web:2"): (("c0", "enabled"),)},
         taken_at=NOW,
     )
     return replace(base, **changes)
@@ -242,6 +243,7 @@ def test_circuit_breaker_needs_rollback() -> None:
         "no deployment circuit breaker"
         in failures(world(services=(service("web", "web:2", breaker=False, rollback=False),)), "REL007")["prod/web"]
     )
+    # Deployment alarms with rollback are the other way to pass: tests/policy/test_rollout_checks.py.
 
 
 @pytest.mark.parametrize(
@@ -486,7 +488,7 @@ def test_container_settings_keep_no_values() -> None:
 
 # -- the API around the checks ------------------------------------------------------------------------------------
 def test_every_check_has_what_ci_and_people_need() -> None:
-    assert len({c.id for c in CHECKS}) == len(CHECKS) == 17
+    assert len({c.id for c in CHECKS}) == len(CHECKS) == 20
     for check in CHECKS:
         assert check.title and check.remediation and check.name and check.group in ("release", "hardening")
     hub = {r.id for c in CHECKS for r in c.references if r.framework == "Security Hub"}
@@ -496,7 +498,7 @@ def test_every_check_has_what_ci_and_people_need() -> None:
 
 
 def test_groups_ids_and_names() -> None:
-    assert [c.id for c in checks_for("release")] == [f"REL{n:03d}" for n in range(1, 11)]
+    assert [c.id for c in checks_for("release")] == [f"REL{n:03d}" for n in range(1, 14)]
     assert {c.group for c in checks_for(groups_for("all"))} == {"release", "hardening"}
     assert get_check("tag-immutability").id == "REL002"
     assert [f.id for f in run_checks(world(), ids=["REL007"])] == ["REL007"]

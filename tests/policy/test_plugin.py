@@ -10,7 +10,7 @@ import pytest
 
 from .worlds import BREAKAGES, INNER, SECRET_VALUE, World, target_args
 
-RELEASE_ITEMS = 12  # 5 on the repository, 1 on the family, 2 on each of 2 revisions, 2 on the service
+RELEASE_ITEMS = 15  # 5 on the repository, 1 on the family, 2 on each of 2 revisions, 5 on the service
 HARDENING_ITEMS = 14  # 7 on each of 2 revisions
 
 
@@ -148,7 +148,8 @@ def test_markers_are_registered_and_select_items(
     passed, _ = outcomes(pytester.runpytest(*args, "-k", "REL002 or rollback"))
     assert passed == {"REL002-tag-immutability[web]", "REL006-rollback-target[prod/web]"}
     result = pytester.runpytest(*args, "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["ecsrelease::REL001-image-reference[[]web:1[]]", "*26 tests collected*"])
+    collected = RELEASE_ITEMS + HARDENING_ITEMS
+    result.stdout.fnmatch_lines(["ecsrelease::REL001-image-reference[[]web:1[]]", f"*{collected} tests collected*"])
 
 
 USERS_TESTS = """
@@ -165,6 +166,10 @@ def test_revision(ecs_task_definition, ecs_release_policy):
 def test_service(ecs_service, ecs_release_policy):
     ecs_release_policy.assert_rollback_possible(ecs_service)
     ecs_release_policy.assert_circuit_breaker(ecs_service)
+    ecs_release_policy.assert_rollback_monitor(ecs_service)
+    ecs_release_policy.assert_bake_time(ecs_service)
+    ecs_release_policy.assert_hook_roles(ecs_service)
+    ecs_release_policy.assert_version_consistency(ecs_service)
 
 def test_snapshot(ecs_snapshot, ecs_library):
     assert [s.service for s in ecs_snapshot.scoped_services] == ["web"]
@@ -192,7 +197,7 @@ def test_fixtures_run_users_tests_per_resource(
         "test_everything",
     }
     _, properties, _ = junit(report)["test_service[prod/web]"]
-    assert properties["check_id"] in ("REL006", "REL007")
+    assert properties["check_id"] in ("REL006", "REL007", "REL011", "REL012", "REL013")
 
 
 def test_assertion_helpers_name_the_problem_and_the_fix(

@@ -2,8 +2,9 @@
 
 :func:`good_world` satisfies every check (release and hardening): an IMMUTABLE, scanned repository with a
 lifecycle policy that expires untagged images only, two releases of ``web`` (each a commit-SHA-tagged image and one
-hardened revision) deployed in turn to a service with the circuit breaker, so ``web:1`` is the rollback target.
-:data:`BREAKAGES` each change one thing of that world and name the policy items that must fail then.
+hardened revision) deployed in turn to a ROLLING service with the circuit breaker (its rollback monitor), so
+``web:1`` is the rollback target. :data:`BREAKAGES` each change one thing of that world and name the policy items that
+must fail then (how the service deploys, too: strategy, bake times, hooks, alarms).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opskit.sandbox import Sandbox
+from opskit.sandbox.alb import make_alb
 
 SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 SHA1 = hashlib.sha1(b"web-1").hexdigest()[:12]
 SHA2 = hashlib.sha1(b"web-2").hexdigest()[:12]
+SHA3 = hashlib.sha1(b"web-3").hexdigest()[:12]
 UNTAGGED_AFTER_14_DAYS = {
     "rules": [
         {
@@ -230,6 +233,66 @@ def _no_breaker(world: World) -> None:
     )
 
 
+def with_alarms(*, rollback: bool, breaker: bool = False) -> Callable[[World], None]:
+    """Deployment alarms on prod/web (with or without rollback), and the circuit breaker off unless ``breaker``."""
+
+    def change(world: World) -> None:
+        world.ecs.update_service(
+            cluster="prod",
+            service="web",
+            deploymentConfiguration={
+                "deploymentCircuitBreaker": {"enable": breaker, "rollback": breaker},
+                "alarms": {"alarmNames": ["web-5xx"], "enable": True, "rollback": rollback},
+            },
+        )
+
+    return change
+
+
+def _shifting(strategy: str, **config: Any) -> Callable[[World], None]:
+    """prod/web moved behind a load balancer to ``strategy`` with ``config`` (its next release deploys that way)."""
+
+    def change(world: World) -> None:
+        alb = make_alb(world.sandbox)
+        world.ecs.update_service(
+            cluster="prod",
+            service="web",
+            loadBalancers=[alb.load_balancer()],
+            deploymentConfiguration={"strategy": strategy, **config},
+        )
+
+    return change
+
+
+def lambda_hook(world: World, **extra: Any) -> dict[str, Any]:
+    """A lifecycle hook calling a Lambda function after the test traffic shift."""
+    where = f"{world.sandbox.region_name}:{world.sandbox.account_id}"
+    return {
+        "targetType": "AWS_LAMBDA",
+        "hookTargetArn": f"arn:aws:lambda:{where}:function:web-smoke-test",
+        "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+        **extra,
+    }
+
+
+def with_hooks(world: World) -> None:
+    role = f"arn:aws:iam::{world.sandbox.account_id}:role/ecsLifecycleHooks"
+    pause = {"targetType": "PAUSE", "lifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"]}
+    _shifting("BLUE_GREEN", bakeTimeInMinutes=10, lifecycleHooks=[pause, lambda_hook(world, roleArn=role)])(world)
+
+
+def _version_consistency_disabled(*, pinned: bool) -> Callable[[World], None]:
+    """web:3 (a new commit's image, tagged or pinned by digest) with versionConsistency disabled, deployed."""
+
+    def change(world: World) -> None:
+        digest = world.push("web", SHA3)
+        image = world.image("web", SHA3) + (f"@{digest}" if pinned else "")
+        world.register("web", hardened("web", image, versionConsistency="disabled"))
+        world.deploy("prod", "web", "web:3")
+
+    return change
+
+
 def _no_scan(world: World) -> None:
     world.ecr.put_image_scanning_configuration(repositoryName="web", imageScanningConfiguration={"scanOnPush": False})
 
@@ -308,6 +371,24 @@ BREAKAGES: dict[str, tuple[Callable[[World], None], set[str]]] = {
         {"REL005-images-exist[web:1]", "REL006-rollback-target[prod/web]"},
     ),
     "no-circuit-breaker": (_no_breaker, {"REL007-circuit-breaker[prod/web]"}),
+    "alarms-roll-back-instead": (with_alarms(rollback=True), set()),
+    "alarms-without-rollback": (with_alarms(rollback=False), {"REL007-circuit-breaker[prod/web]"}),
+    "blue-green-without-bake-time": (_shifting("BLUE_GREEN", bakeTimeInMinutes=0), {"REL011-bake-time[prod/web]"}),
+    "blue-green-with-hooks": (with_hooks, set()),
+    "linear-without-step-bake-time": (
+        _shifting("LINEAR", bakeTimeInMinutes=5, linearConfiguration={"stepPercent": 25.0, "stepBakeTimeInMinutes": 0}),
+        {"REL011-bake-time[prod/web]"},
+    ),
+    "canary-with-default-bake-time": (_shifting("CANARY", canaryConfiguration={"canaryPercent": 10.0}), set()),
+    "canary-without-bake-time": (
+        _shifting("CANARY", canaryConfiguration={"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 0}),
+        {"REL011-bake-time[prod/web]"},
+    ),
+    "version-consistency-disabled": (
+        _version_consistency_disabled(pinned=False),
+        {"REL013-version-consistency[prod/web]"},
+    ),
+    "version-consistency-disabled-pinned": (_version_consistency_disabled(pinned=True), set()),
     "no-scan-on-push": (_no_scan, {"REL008-scan-on-push[web]"}),
     "no-lifecycle-policy": (_no_lifecycle, {"REL009-lifecycle-policy[web]"}),
     "lifecycle-count-expires-rollback-image": (
