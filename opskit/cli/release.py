@@ -137,6 +137,8 @@ def command(
     )
     aws = make_aws(region, profile, endpoint_url)
     plan = plan_release(aws, options)
+    for warning in plan.warnings:
+        click.echo(f"opskit: warning: {warning}", err=True)
     if dry_run:
         if output_format == "json":
             click.echo(json.dumps(plan.to_dict(), indent=2))

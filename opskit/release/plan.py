@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_SHA_LENGTH = 12
+MANAGED_BY_KEYS = {"managedby", "managed"}  # a team's tag naming the tool that manages a resource (lower, no - _)
 REUSE_LOOKBACK = 20  # newest ACTIVE revisions of the family searched for one that already is this release
 
 
@@ -116,6 +117,7 @@ class ReleasePlan:
     live_tags: tuple[dict[str, str], ...] = ()  # the live revision's tags
     new_tags: tuple[dict[str, str], ...] = ()  # the new revision's: the live ones (or the file's) and its commit
     source: str = "live"  # where the new revision comes from: "live" (a copy), or the task definition file
+    warnings: tuple[str, ...] = ()  # what a person should know before going ahead (an IaC-managed service ...)
     strategy: str = "ROLLING"  # how ECS deploys the service (deploymentConfiguration.strategy)
     # What the deployment goes through: its stages with their hooks and bake times, its alarms and circuit breaker.
     rollout: RolloutPlan | None = None
@@ -166,6 +168,7 @@ class ReleasePlan:
             "repository": self.repository.name,
             "live_revision": self.live_arn,
             "source": self.source,
+            "warnings": list(self.warnings),
             "containers": list(self.containers),
             "reuse_revision": self.reuse_revision,
             "platform": self.platform,
@@ -241,7 +244,10 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     image = f"{repository.uri}:{tag}"
     new_body = with_images(base, dict.fromkeys(containers, image))
     new_tags = revision_tags(base_tags, commit.sha)
-    check_limits(new_body, new_tags)  # refused now, before anything is built or pushed, not by RegisterTaskDefinition
+    check_limits(new_body, new_tags)
+    warnings = iac_warnings(
+        options, service.get("tags") or [], described.get("tags") or [], _short(live_arn)
+    )  # refused now, before anything is built or pushed, not by RegisterTaskDefinition
     # Only an image already in ECR can already have a revision: a new commit's needs no search (that is 20
     # describes saved on every ordinary release); a re-release or a resumed one finds its revision again.
     reuse = None if commit.dirty or existing is None else _reusable_revision(aws, live_arn, live_body, new_body)
@@ -275,6 +281,7 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         live_tags=tuple(described.get("tags") or ()),
         new_tags=tuple(new_tags),
         source=source,
+        warnings=tuple(warnings),
         strategy=strategy,
         rollout=rollout_plan(service),
         docker=docker,
@@ -343,6 +350,41 @@ def _repository(gateway: Gateway, options: ReleaseOptions, live_body: dict[str, 
         mutability=found.get("imageTagMutability"),
         scan_on_push=(found.get("imageScanningConfiguration") or {}).get("scanOnPush"),
     )
+
+
+def managed_by(tags: list[dict[str, str]]) -> str | None:
+    """The infrastructure-as-code tool that manages a resource, by its tags: CloudFormation (and so CDK) tags what
+    it creates with ``aws:cloudformation:stack-name``; Terraform, Pulumi and others tag nothing by themselves, so a
+    team's own ``ManagedBy``/``managed-by``/``managed_by`` tag naming the tool is what says so."""
+    for tag in tags:
+        key, value = str(tag.get("key", "")), str(tag.get("value", ""))
+        if key.startswith("aws:cloudformation:"):
+            return f"CloudFormation (stack {value})" if key == "aws:cloudformation:stack-name" else "CloudFormation"
+        if key.lower().replace("-", "").replace("_", "") in MANAGED_BY_KEYS and value:
+            return value
+    return None
+
+
+def iac_warnings(
+    options: ReleaseOptions, service_tags: list[dict[str, str]], revision_tags: list[dict[str, str]], live: str
+) -> list[str]:
+    """A release to a service that infrastructure as code manages: refused, unless ``force``, when the tool owns the
+    task definition (its live revision carries the tool's tags: the next apply puts its own revision back); a
+    warning when it manages only the service."""
+    owner = managed_by(revision_tags)
+    if owner is not None and not options.force:
+        raise ConflictError(
+            f"{live} is managed by {owner}: a release would drift from it, and its next apply would undo the "
+            "release; release through it, or pass --force"
+        )
+    said = [f"{live} is managed by {owner}: its next apply may undo this release"] if owner else []
+    service_owner = managed_by(service_tags)
+    if service_owner is not None:
+        said.append(
+            f"{options.service} is managed by {service_owner}: keep its task definition out of it (or the release "
+            "drifts from it)"
+        )
+    return said
 
 
 def revision_tags(tags: list[dict[str, str]], commit: str) -> list[dict[str, str]]:

@@ -322,6 +322,8 @@ class ReleasePanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no typ
             return
         if plan.already_live:
             self.messages.success(f"{plan.options.service} already runs this release: Build & Release changes nothing")
+        elif plan.warnings:
+            self.messages.warning("; ".join(plan.warnings))
         else:
             self.messages.info("read the plan and the diff; Build & Release carries them out")
         self.release_button.disabled = False
