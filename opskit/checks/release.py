@@ -251,6 +251,25 @@ def rollback_target(snapshot: Snapshot) -> Iterator[Outcome]:
                 yield Outcome(name, True, f"rolls back to {label}, ACTIVE, its images in ECR")
 
 
+def live_revision_explained(snapshot: Snapshot) -> Iterator[Outcome]:
+    """The revision a service runs comes from a commit (its commit tag, or an image tagged with a commit SHA): one
+    registered by hand, or by a tool that does not say which commit, is drift nobody can trace back."""
+    for service in snapshot.scoped_services:
+        name = f"{service.cluster}/{service.service}"
+        if not service.task_definition:
+            yield Outcome(name, True, "runs no revision yet")
+            continue
+        label = revision_label(service.task_definition)
+        revision = snapshot.revision_by_arn.get(service.task_definition)
+        if revision is None:
+            yield Outcome(name, False, f"cannot tell: its revision {label} is not in the library; sync the library")
+        elif revision.commit:
+            yield Outcome(name, True, f"runs {label}, commit {revision.commit[:12]}")
+        else:
+            by = f", registered by {revision.registered_by}" if revision.registered_by else ""
+            yield Outcome(name, False, f"runs {label}, which no commit explains (no commit tag, no SHA image tag{by})")
+
+
 def rollback_monitor(snapshot: Snapshot) -> Iterator[Outcome]:
     """The circuit breaker with rollback, or deployment alarms with rollback: either one rolls a failed deployment
     back (REL007 predates the alarms, hence its name)."""
@@ -595,6 +614,17 @@ RELEASE_CHECKS = (
         "enabled), or pin their images by digest, and deploy it (opskit release copies the live revision).",
         resource_type="service",
         evaluate=version_consistency,
+    ),
+    Check(
+        id="REL014",
+        name="live-revision-explained",
+        group="release",
+        severity="medium",
+        title="The revision each service runs comes from a commit (no drift from hand-made revisions)",
+        remediation="Release the service from its repository (opskit release tags each revision with its commit), "
+        "and make changes there rather than in the console.",
+        resource_type="service",
+        evaluate=live_revision_explained,
     ),
 )
 

@@ -488,7 +488,7 @@ def test_container_settings_keep_no_values() -> None:
 
 # -- the API around the checks ------------------------------------------------------------------------------------
 def test_every_check_has_what_ci_and_people_need() -> None:
-    assert len({c.id for c in CHECKS}) == len(CHECKS) == 20
+    assert len({c.id for c in CHECKS}) == len(CHECKS) == 21
     for check in CHECKS:
         assert check.title and check.remediation and check.name and check.group in ("release", "hardening")
     hub = {r.id for c in CHECKS for r in c.references if r.framework == "Security Hub"}
@@ -498,7 +498,7 @@ def test_every_check_has_what_ci_and_people_need() -> None:
 
 
 def test_groups_ids_and_names() -> None:
-    assert [c.id for c in checks_for("release")] == [f"REL{n:03d}" for n in range(1, 14)]
+    assert [c.id for c in checks_for("release")] == [f"REL{n:03d}" for n in range(1, 15)]
     assert {c.group for c in checks_for(groups_for("all"))} == {"release", "hardening"}
     assert get_check("tag-immutability").id == "REL002"
     assert [f.id for f in run_checks(world(), ids=["REL007"])] == ["REL007"]

@@ -21,10 +21,10 @@ def test_a_world_that_keeps_every_rule(world: World, tmp_path: Path) -> None:
     result = check(world, tmp_path / "c.sqlite", "--hardening")
     assert result.exit_code == 0, result.output
     assert result.stdout == "(no findings)\n"
-    assert result.stderr.splitlines()[-1] == "opskit: all 29 checks passed across 5 resources"
+    assert result.stderr.splitlines()[-1] == "opskit: all 30 checks passed across 5 resources"
     table = check(world, tmp_path / "c.sqlite", "--all").stdout.splitlines()
     assert table[0].split() == ["STATUS", "CHECK", "SEVERITY", "RESOURCE", "MESSAGE"]
-    assert len(table) == 16 and all(line.startswith("PASS") for line in table[1:])
+    assert len(table) == 17 and all(line.startswith("PASS") for line in table[1:])
 
 
 def test_failures_as_a_table_and_as_json(world: World, tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_failures_as_a_table_and_as_json(world: World, tmp_path: Path) -> None:
     assert result.exit_code == 1
     (line,) = result.stdout.splitlines()[1:]
     assert line.split()[:5] == ["FAIL", "REL002", "high", "repository", "web"]
-    assert "opskit: 1 of 17 checks failed (1 high)" in result.stderr
+    assert "opskit: 1 of 18 checks failed (1 high)" in result.stderr
 
     result = check(world, cache, "--hardening", "--format", "json")
     assert result.exit_code == 1

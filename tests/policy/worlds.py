@@ -293,6 +293,15 @@ def _version_consistency_disabled(*, pinned: bool) -> Callable[[World], None]:
     return change
 
 
+def _hand_made(world: World) -> None:
+    """web:3 registered by hand and deployed: its image pinned by digest only (in the repository under no commit
+    tag), no commit tag on the revision, so no commit explains what the service runs."""
+    digest = world.push("web", "handmade")
+    uri = world.image("web", "handmade").rsplit(":", 1)[0]
+    world.register("web", hardened("web", f"{uri}@{digest}"))
+    world.deploy("prod", "web", "web:3")
+
+
 def _no_scan(world: World) -> None:
     world.ecr.put_image_scanning_configuration(repositoryName="web", imageScanningConfiguration={"scanOnPush": False})
 
@@ -389,6 +398,7 @@ BREAKAGES: dict[str, tuple[Callable[[World], None], set[str]]] = {
         {"REL013-version-consistency[prod/web]"},
     ),
     "version-consistency-disabled-pinned": (_version_consistency_disabled(pinned=True), set()),
+    "hand-made-revision": (_hand_made, {"REL014-live-revision-explained[prod/web]"}),
     "no-scan-on-push": (_no_scan, {"REL008-scan-on-push[web]"}),
     "no-lifecycle-policy": (_no_lifecycle, {"REL009-lifecycle-policy[web]"}),
     "lifecycle-count-expires-rollback-image": (
