@@ -21,6 +21,7 @@ COMMANDS = {
     "sandbox": "opskit.cli.sandbox",
     "demo": "opskit.cli.demo",
     "release": "opskit.cli.release",
+    "verify": "opskit.cli.verify",
     "rollback": "opskit.cli.rollback",
     "continue": "opskit.cli.continue_hook",
     "abort": "opskit.cli.abort",

@@ -340,15 +340,27 @@ class Sandbox:
 
     def _reset_moto(self) -> None:
         """Forget this account's resources in moto's process-wide store: the next sandbox to take the account starts
-        empty (its functions, roles, log groups and alarms too, which users create with plain boto3)."""
+        empty (its functions, roles, log groups, alarms, parameters and secrets too, which users create with plain
+        boto3)."""
         from moto.awslambda.models import lambda_backends
         from moto.cloudwatch.models import cloudwatch_backends
         from moto.ecr.models import ecr_backends
         from moto.ecs.models import ecs_backends
         from moto.iam.models import iam_backends
         from moto.logs.models import logs_backends
+        from moto.secretsmanager.models import secretsmanager_backends
+        from moto.ssm.models import ssm_backends
 
-        for backends in (ecs_backends, ecr_backends, lambda_backends, iam_backends, logs_backends, cloudwatch_backends):
+        for backends in (
+            ecs_backends,
+            ecr_backends,
+            lambda_backends,
+            iam_backends,
+            logs_backends,
+            cloudwatch_backends,
+            ssm_backends,
+            secretsmanager_backends,
+        ):
             if self.account_id in backends:
                 backends[self.account_id].reset()
 
