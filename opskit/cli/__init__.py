@@ -22,6 +22,8 @@ COMMANDS = {
     "demo": "opskit.cli.demo",
     "release": "opskit.cli.release",
     "verify": "opskit.cli.verify",
+    "init": "opskit.cli.init",
+    "diff": "opskit.cli.diff",
     "rollback": "opskit.cli.rollback",
     "continue": "opskit.cli.continue_hook",
     "abort": "opskit.cli.abort",
