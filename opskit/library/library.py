@@ -198,7 +198,7 @@ class RevisionLibrary:
         them with ``refresh=True``); status changes and deletions come from the listings. ``families`` limits
         the revisions synced to those families. ``progress(done, total)`` follows the describes (the total grows
         while the listing runs); ``report`` gets the same as the one progress protocol's events (stage ``sync``:
-        started, running with an estimate of the seconds left, done with :meth:`SyncReport.summary`, or failed).
+        running, with an estimate of the seconds left, then done with :meth:`SyncReport.summary`).
         Nothing raises ThrottlingException: calls are paced and throttles retried, each one slowing the pacer down
         to just under the rate the endpoint showed.
         """
@@ -216,12 +216,7 @@ class RevisionLibrary:
                     given(done, total)
                 events.described(done, total)
 
-        report(ProgressEvent("sync", "started", f"listing {', '.join(p for p in PARTS if p in parts)}"))
-        try:
-            synced = self._sync(parts, wanted, refresh, progress)
-        except Exception as exc:
-            report(ProgressEvent("sync", "failed", str(exc)))
-            raise
+        synced = self._sync(parts, wanted, refresh, progress)  # an error is the caller's to say: one line, not two
         report(ProgressEvent("sync", "done", synced.summary()))
         return synced
 

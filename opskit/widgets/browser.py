@@ -22,6 +22,7 @@ import ipywidgets as widgets
 import pandas as pd
 
 from opskit.library import RevisionLibrary, SyncReport
+from opskit.progress import ProgressEvent
 from opskit.records import REVISION_STATUSES
 from opskit.widgets.common import Background, FrameView, MessageArea, ProgressView, guard
 from opskit.widgets.style import block, button, field, form, heading, short_arn, style_sheet
@@ -112,6 +113,7 @@ class RevisionBrowser(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no 
         self.messages.info("syncing: listing revisions, images and services ...")
 
         def job() -> SyncReport:
+            self.progress(ProgressEvent("sync", "started", "listing revisions, images and services"))
             report = self.library.sync(refresh=refresh, report=self.progress)
             self.refresh()
             return report
