@@ -193,7 +193,7 @@ def test_release_runbook_builds_and_releases_from_the_button(
     page.get_by_role("button", name="Build & Release").click()
     page.wait_for_selector(f"{panel} .msg.success, {panel} .msg.error")
     assert "COMPLETED" in page.locator(f"{panel} .msg.success").inner_text(timeout=1000)
-    record = page.locator(f"{panel} .opskit-table").last.inner_text()
+    record = page.locator(f"{panel} .opskit-table:has-text(\"release's record\")").inner_text()
     assert re.search(r"outcome\s+COMPLETED", record), record
     assert "(service web) has reached a steady state" in page.locator(f"{panel} .log").inner_text()
     check_layout(page, panel)
