@@ -105,6 +105,12 @@ def _configured_retry_mode(session: botocore.session.Session) -> str:
     return str(mode)
 
 
+def service_model(service: str) -> Any:
+    """The installed botocore's model of ``service`` (its shapes' members, in the API's order): for code that lays
+    out or documents an API's bodies without calling it."""
+    return botocore.session.get_session().get_service_model(service)
+
+
 class _Pages:
     """A paginator's pages, with failures translated as the client's are."""
 

@@ -259,9 +259,9 @@ def _units(value: str | int, pattern: re.Pattern[str]) -> str:
 
 @functools.cache
 def _model() -> Any:
-    import botocore.session
+    from opskit.aws import service_model
 
-    return botocore.session.get_session().get_service_model("ecs")
+    return service_model("ecs")
 
 
 def ordered(body: Body) -> Body:
