@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     "family's newest ACTIVE revision.",
 )
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Template value for the file (repeat).")
+@click.option(
+    "--images/--no-images",
+    default=False,
+    show_default=True,
+    help="Also compare the images a release sets (a container's image from the same repository, another tag).",
+)
 @format_option("table", "json")
 @aws_options
 def command(
@@ -33,6 +39,7 @@ def command(
     service: str,
     task_definition: Path | None,
     variables: tuple[str, ...],
+    images: bool,
     output_format: str,
     region: str | None,
     profile: str | None,
@@ -42,8 +49,10 @@ def command(
     defaults aside, environment and secrets in any order, values masked); exits 0 when they are the same, 1 when
     they differ.
 
-    Without --task-definition the live revision is compared with the newest ACTIVE revision of its family: what a
-    release registers from the live revision is that revision with only its images changed.
+    Against a file, the images a release sets (a container's image from the live one's repository, another tag) are
+    not a difference unless --images: the file is compared as a release would register it. Without
+    --task-definition the live revision is compared with the newest ACTIVE revision of its family: what a release
+    registers from the live revision is that revision with only its images changed.
 
     \b
         opskit diff --cluster prod --service web --task-definition .aws/task-definition.json
@@ -66,6 +75,8 @@ def command(
     if task_definition is not None:
         found = read_task_definition(task_definition, values)
         other, other_tags, other_name = found.body, found.tags, str(task_definition)
+        if not images:  # what a release would register: the file, its images set to this commit's
+            other = released_images(other, live["taskDefinition"])
     else:
         newest_arn = _newest_active(aws, str(live["taskDefinition"]["family"]), live_name)
         newest = live if newest_arn == live_arn else _described(aws, newest_arn)
@@ -91,6 +102,25 @@ def command(
         count = len(found_differences)
         click.echo(f"{count} difference{'s' if count > 1 else ''} ({live_name} -> {other_name}): {paths}")
     sys.exit(1 if found_differences else 0)
+
+
+def released_images(body: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with each container's image that names the live container's repository (another tag or digest)
+    set to the live one: a release sets those, so they are not drift; an image from another repository is."""
+    from opskit.records import ImageRef
+    from opskit.release.taskdef import with_images
+
+    def repository(image: str) -> tuple[str | None, str]:
+        ref = ImageRef.parse(image)
+        return ref.registry, ref.repository
+
+    running = {str(c.get("name")): str(c.get("image", "")) for c in live.get("containerDefinitions", [])}
+    same = {
+        str(c["name"]): running[str(c["name"])]
+        for c in body.get("containerDefinitions", [])
+        if str(c.get("name")) in running and repository(str(c.get("image", ""))) == repository(running[str(c["name"])])
+    }
+    return with_images(body, same)
 
 
 def _described(aws: Aws, arn: str) -> dict[str, Any]:

@@ -317,3 +317,18 @@ def test_the_readme_recipe_runs_against_the_demo_sandbox(tmp_path: Path) -> None
     assert "are the same" in stdout and '+  "memory": "1024",' in stdout
     assert stdout.strip().splitlines()[-2].endswith(": memory") and stdout.endswith("exit 1\n")
     assert (tmp_path / ".aws" / "task-definition.json").exists() and (tmp_path / ".aws" / "service.json").exists()
+
+
+def test_the_images_a_release_sets_are_not_drift_unless_asked(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The file names the image a release replaces (another tag of the same repository): the same, as a release
+    would register it; with --images, or an image from another repository, a difference."""
+    file = tmp_path / "task-definition.json"
+    retagged = web_body(sandbox, image=f"{sandbox.registry_host}/web:0a8b1c9ee7e7")
+    write(file, retagged)
+    assert opskit(sandbox, "diff", "--task-definition", str(file)).exit_code == 0
+    strict = opskit(sandbox, "diff", "--task-definition", str(file), "--images", "--format", "json")
+    assert strict.exit_code == 1
+    assert [d["path"] for d in json.loads(strict.stdout)["differences"]] == ["containerDefinitions[web].image"]
+    write(file, web_body(sandbox, image="docker.io/library/web:v1"))
+    other = opskit(sandbox, "diff", "--task-definition", str(file), "--format", "json")
+    assert other.exit_code == 1 and json.loads(other.stdout)["differences"][0]["path"].endswith("].image")
