@@ -244,10 +244,11 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     image = f"{repository.uri}:{tag}"
     new_body = with_images(base, dict.fromkeys(containers, image))
     new_tags = revision_tags(base_tags, commit.sha)
+    # Refused now, before anything is built or pushed, not by RegisterTaskDefinition or at the rollout:
     check_limits(new_body, new_tags)
-    warnings = iac_warnings(
-        options, service.get("tags") or [], described.get("tags") or [], _short(live_arn)
-    )  # refused now, before anything is built or pushed, not by RegisterTaskDefinition
+    warnings = iac_warnings(options, service.get("tags") or [], described.get("tags") or [], _short(live_arn))
+    if source != "live":  # a copy of the live revision is proven by its running tasks; a file is not yet
+        warnings += preflight(gateway, base, containers, service, platform, source)
     # Only an image already in ECR can already have a revision: a new commit's needs no search (that is 20
     # describes saved on every ordinary release); a re-release or a resumed one finds its revision again.
     reuse = None if commit.dirty or existing is None else _reusable_revision(aws, live_arn, live_body, new_body)
@@ -350,6 +351,33 @@ def _repository(gateway: Gateway, options: ReleaseOptions, live_body: dict[str, 
         mutability=found.get("imageTagMutability"),
         scan_on_push=(found.get("imageScanningConfiguration") or {}).get("scanOnPush"),
     )
+
+
+def preflight(
+    gateway: Gateway,
+    body: dict[str, Any],
+    containers: tuple[str, ...],
+    service: dict[str, Any],
+    platform: str,
+    source: str,
+) -> list[str]:
+    """:func:`opskit.release.verify.verify` of a revision from a file, before anything is built: refused on its
+    first error, its warnings returned. The images this release builds are not there yet, so not looked for."""
+    from opskit.release.verify import verify
+
+    released = {f"image {c.get('image')}" for c in body["containerDefinitions"] if c.get("name") in containers}
+    cluster = str(service.get("clusterArn", "")).rsplit("/", 1)[-1] or None
+    findings = [
+        f
+        for f in verify(gateway.aws, body, cluster=cluster, service=service, platform=platform, gateway=gateway)
+        if not (f.check == "VER001" and f.resource in released)
+    ]
+    errors = [f for f in findings if f.error]
+    if errors:
+        more = f"; {len(errors) - 1} more: `opskit verify --task-definition {source}` lists them" if errors[1:] else ""
+        first = errors[0]
+        raise ConfigError(f"{source} would fail: {first.check} {first.resource}: {first.message}{more}")
+    return [f"{f.check} {f.resource}: {f.message}" for f in findings]
 
 
 def managed_by(tags: list[dict[str, str]]) -> str | None:

@@ -129,3 +129,19 @@ def test_the_size_is_counted_as_sent_utf8_and_with_the_tags_at_the_plan(world: W
     world.commit("near the limit", **{"task-definition.json": json.dumps(near)})
     with pytest.raises(ConfigError, match=r"would be \d+ bytes with its tags, over ECS's 65536-byte limit"):
         plan_release(world.aws, options)
+
+
+def test_a_file_ecs_would_refuse_is_refused_at_the_plan(world: World) -> None:
+    """The plan verifies a revision from a file (opskit verify's checks) before anything is built; the image it
+    is about to build is not looked for."""
+    body = file_body(world)
+    secret = "arn:aws:ssm:us-east-1:123456789012:parameter/web/missing"
+    body["containerDefinitions"][0]["secrets"] = [{"name": "DB", "valueFrom": secret}]
+    body["executionRoleArn"] = "arn:aws:iam::123456789012:role/missing-execution-role"
+    world.commit("a secret nobody made", **{"task-definition.json": json.dumps(body)})
+    options = ReleaseOptions(
+        "prod", "web", path=world.app, task_definition=Path("task-definition.json"), variables={"stage": "x"}
+    )
+    with pytest.raises(ConfigError, match=r"^task-definition.json would fail: VER002 role .*; 1 more: `opskit verify"):
+        plan_release(world.aws, options)
+    assert len(world.ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]) == 1
