@@ -11,6 +11,7 @@ ImageRef(registry='123456789012.dkr.ecr.us-east-1.amazonaws.com', repository='we
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -373,3 +374,19 @@ class TaskRecord:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+MANAGED_BY_KEYS = {"managedby", "managed"}  # a team's tag naming the tool that manages a resource (lower, no - _)
+
+
+def managed_by(tags: Iterable[Mapping[str, Any]]) -> str | None:
+    """The infrastructure-as-code tool that manages a resource, by its tags: CloudFormation (and so CDK) tags what
+    it creates with ``aws:cloudformation:stack-name``; Terraform, Pulumi and others tag nothing by themselves, so a
+    team's own ``ManagedBy``/``managed-by``/``managed_by`` tag naming the tool is what says so."""
+    for tag in tags:
+        key, value = str(tag.get("key", "")), str(tag.get("value", ""))
+        if key.startswith("aws:cloudformation:"):
+            return f"CloudFormation (stack {value})" if key == "aws:cloudformation:stack-name" else "CloudFormation"
+        if key.lower().replace("-", "").replace("_", "") in MANAGED_BY_KEYS and value:
+            return value
+    return None

@@ -31,6 +31,7 @@ COMMANDS = {
     "images": "opskit.cli.images",
     "services": "opskit.cli.services",
     "lineage": "opskit.cli.lineage",
+    "drift": "opskit.cli.drift",
     "runbooks": "opskit.cli.runbooks",
     "cleanup": "opskit.cli.cleanup",
     "check": "opskit.cli.check",

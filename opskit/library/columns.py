@@ -162,6 +162,19 @@ LINEAGE = (
     _c("is_rollback_target", "boolean", "it is that service's rollback target"),
 )
 
+DRIFT = (
+    _c("family", "string", "task-definition family"),
+    _c("revision", "Int64", "revision number"),
+    _c("arn", "string", "task-definition ARN"),
+    _c("status", "category", "as the latest listing showed it", REVISION_STATUSES),
+    _c("registered_at", "datetime", "when it was registered"),
+    _c("registered_by", "string", "who registered it (IAM ARN)"),
+    _c("commit", "string", "the commit that explains it (NA: none does)"),
+    _c("managed_by", "string", "the infrastructure-as-code tool its tags name (NA: none)"),
+    _c("running_in", "list", "services (cluster/service) that run it now"),
+    _c("reasons", "list", "why it is drift: no commit, another principal, managed by IaC"),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "revisions": REVISIONS,
     "containers": CONTAINERS,

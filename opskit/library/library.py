@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections import Counter
@@ -290,6 +291,56 @@ class RevisionLibrary:
         """Write a table ("revisions", "images" ... or any frame) as CSV, JSON or Parquet (from the suffix)."""
         frame = table if isinstance(table, pd.DataFrame) else self.table(table)
         export(frame, target, format)
+
+    def drift(self) -> pd.DataFrame:
+        """Revisions no release explains (columns: :data:`~opskit.library.columns.DRIFT`), one row each, with its
+        ``reasons``: ``no commit`` (no commit tag, no image tagged with a commit SHA: registered by hand or by a
+        tool that does not say), ``registered by another principal`` than the ones that registered the family's
+        commit-tagged revisions (its releases), ``managed by <tool>`` (its tags: CloudFormation, a ManagedBy tag).
+        ``running_in`` names the services that run it now: drift there is live."""
+        from opskit.library.columns import DRIFT
+        from opskit.library.frames import typed_frame
+        from opskit.library.rows import micros
+        from opskit.records import managed_by
+
+        revisions = self.revisions()
+        running: dict[str, list[str]] = {}
+        for service in self.service_records():
+            if service.task_definition:
+                running.setdefault(service.task_definition, []).append(f"{service.cluster}/{service.service}")
+        releasers: dict[str, set[str]] = {}
+        for row in revisions.itertuples(index=False):
+            if isinstance(row.tags, dict) and row.tags.get("commit") and isinstance(row.registered_by, str):
+                releasers.setdefault(str(row.family), set()).add(row.registered_by)
+        rows = []
+        for row in revisions.itertuples(index=False):
+            tags = row.tags if isinstance(row.tags, dict) else {}
+            commit = row.commit if isinstance(row.commit, str) else None
+            by = row.registered_by if isinstance(row.registered_by, str) else None
+            owner = managed_by({"key": k, "value": v} for k, v in tags.items())
+            reasons = []
+            if commit is None:
+                reasons.append("no commit")
+            if by is not None and releasers.get(str(row.family)) and by not in releasers[str(row.family)]:
+                reasons.append("registered by another principal")
+            if owner is not None:
+                reasons.append(f"managed by {owner}")
+            if reasons:
+                rows.append(
+                    {
+                        "family": row.family,
+                        "revision": row.revision,
+                        "arn": row.arn,
+                        "status": row.status,
+                        "registered_at": None if pd.isna(row.registered_at) else micros(row.registered_at),
+                        "registered_by": by,
+                        "commit": commit,
+                        "managed_by": owner,
+                        "running_in": json.dumps(running.get(str(row.arn), [])),
+                        "reasons": json.dumps(reasons),
+                    }
+                )
+        return typed_frame(DRIFT, {c.name: [r[c.name] for r in rows] for c in DRIFT})
 
     def table(self, name: str) -> pd.DataFrame:
         tables: dict[str, Callable[[], pd.DataFrame]] = {

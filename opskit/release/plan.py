@@ -19,7 +19,7 @@ from opskit.aws import Aws
 from opskit.errors import AwsError, ConfigError, ConflictError, NotFoundError, OpskitError
 from opskit.gateway import Gateway
 from opskit.git import Checkout, read_checkout
-from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef
+from opskit.records import COMMIT_SHA, REPOSITORY_NAME, ImageRef, managed_by
 from opskit.release.images import OCI_REVISION, BuildSpec
 from opskit.release.rollout import strategy_of
 from opskit.release.source import read_task_definition
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_SHA_LENGTH = 12
-MANAGED_BY_KEYS = {"managedby", "managed"}  # a team's tag naming the tool that manages a resource (lower, no - _)
 REUSE_LOOKBACK = 20  # newest ACTIVE revisions of the family searched for one that already is this release
 
 
@@ -378,19 +377,6 @@ def preflight(
         first = errors[0]
         raise ConfigError(f"{source} would fail: {first.check} {first.resource}: {first.message}{more}")
     return [f"{f.check} {f.resource}: {f.message}" for f in findings]
-
-
-def managed_by(tags: list[dict[str, str]]) -> str | None:
-    """The infrastructure-as-code tool that manages a resource, by its tags: CloudFormation (and so CDK) tags what
-    it creates with ``aws:cloudformation:stack-name``; Terraform, Pulumi and others tag nothing by themselves, so a
-    team's own ``ManagedBy``/``managed-by``/``managed_by`` tag naming the tool is what says so."""
-    for tag in tags:
-        key, value = str(tag.get("key", "")), str(tag.get("value", ""))
-        if key.startswith("aws:cloudformation:"):
-            return f"CloudFormation (stack {value})" if key == "aws:cloudformation:stack-name" else "CloudFormation"
-        if key.lower().replace("-", "").replace("_", "") in MANAGED_BY_KEYS and value:
-            return value
-    return None
 
 
 def iac_warnings(

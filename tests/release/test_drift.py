@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from opskit.errors import ConflictError
+from opskit.records import managed_by
 from opskit.release import ReleaseOptions, plan_release
-from opskit.release.plan import managed_by
 from tests.release.conftest import World
 from tests.release.test_release_errors import release_cli
 
