@@ -145,3 +145,32 @@ def test_a_file_ecs_would_refuse_is_refused_at_the_plan(world: World) -> None:
     with pytest.raises(ConfigError, match=r"^task-definition.json would fail: VER002 role .*; 1 more: `opskit verify"):
         plan_release(world.aws, options)
     assert len(world.ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]) == 1
+
+
+def test_a_release_from_what_init_wrote_registers_the_live_revision_again(world: World) -> None:
+    """opskit init, commit its file, release from it: the new revision is the live one, its image aside."""
+    from click.testing import CliRunner
+
+    from opskit.cli import main
+    from opskit.release.normalise import comparable
+
+    written = CliRunner().invoke(
+        main,
+        ["init", "--cluster", "prod", "--service", "web", "--output-dir", str(world.app / ".aws")],
+        env=world.sandbox.env,
+    )
+    assert written.exit_code == 0, written.output
+    world.commit("the task definition, as init wrote it")
+    options = ReleaseOptions("prod", "web", path=world.app, task_definition=Path(".aws/task-definition.json"))
+    record = apply_release(plan_release(world.aws, options), world.aws, **FAST)
+    assert record.ok and record.revision_arn is not None, record.reason
+
+    def without_images(name: str) -> dict[str, Any]:
+        answer = world.aws.call_json("ecs", "DescribeTaskDefinition", {"taskDefinition": name, "include": ["TAGS"]})
+        body = answer["taskDefinition"]
+        for container in body["containerDefinitions"]:
+            container.pop("image")
+        tags = [t for t in answer.get("tags") or [] if t["key"] != "commit"]
+        return comparable(body, tags)
+
+    assert without_images(record.revision_arn) == without_images("web:1")
