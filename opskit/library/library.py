@@ -295,8 +295,9 @@ class RevisionLibrary:
     def drift(self) -> pd.DataFrame:
         """Revisions no release explains (columns: :data:`~opskit.library.columns.DRIFT`), one row each, with its
         ``reasons``: ``no commit`` (no commit tag, no image tagged with a commit SHA: registered by hand or by a
-        tool that does not say), ``registered by another principal`` than the ones that registered the family's
-        commit-tagged revisions (its releases), ``managed by <tool>`` (its tags: CloudFormation, a ManagedBy tag).
+        tool that does not say), ``no commit tag`` (its image's SHA tag says the commit, the revision does not),
+        ``registered by another principal`` than the one that registered most of the family's commit-tagged
+        revisions (its releaser, a CI role as a rule), ``managed by <tool>`` (its tags: CloudFormation, ManagedBy).
         ``running_in`` names the services that run it now: drift there is live."""
         from opskit.library.columns import DRIFT
         from opskit.library.frames import typed_frame
@@ -308,10 +309,12 @@ class RevisionLibrary:
         for service in self.service_records():
             if service.task_definition:
                 running.setdefault(service.task_definition, []).append(f"{service.cluster}/{service.service}")
-        releasers: dict[str, set[str]] = {}
+        # A family's releaser: whoever registered most of its commit-tagged revisions (its CI role, as a rule).
+        registrants: dict[str, Counter[str]] = {}
         for row in revisions.itertuples(index=False):
             if isinstance(row.tags, dict) and row.tags.get("commit") and isinstance(row.registered_by, str):
-                releasers.setdefault(str(row.family), set()).add(row.registered_by)
+                registrants.setdefault(str(row.family), Counter())[row.registered_by] += 1
+        releasers = {family: counts.most_common(1)[0][0] for family, counts in registrants.items()}
         rows = []
         for row in revisions.itertuples(index=False):
             tags = row.tags if isinstance(row.tags, dict) else {}
@@ -319,9 +322,10 @@ class RevisionLibrary:
             by = row.registered_by if isinstance(row.registered_by, str) else None
             owner = managed_by({"key": k, "value": v} for k, v in tags.items())
             reasons = []
-            if commit is None:
-                reasons.append("no commit")
-            if by is not None and releasers.get(str(row.family)) and by not in releasers[str(row.family)]:
+            if not tags.get("commit"):  # the image's SHA tag may still say which commit: then it is half-explained
+                reasons.append("no commit" if commit is None else "no commit tag")
+            releaser = releasers.get(str(row.family))
+            if by is not None and releaser is not None and by != releaser:
                 reasons.append("registered by another principal")
             if owner is not None:
                 reasons.append(f"managed by {owner}")

@@ -426,16 +426,13 @@ class Sandbox:
         )
 
     def client(self, service: str, **options: Any) -> Any:
-        """A boto3 client for ``service`` at this sandbox."""
+        """A boto3 client for ``service`` at this sandbox (the sandbox's keys unless ``options`` name others, e.g.
+        an IAM user's: the calls are then that user's)."""
         import boto3
 
+        credentials = {"aws_access_key_id": ACCESS_KEY_ID, "aws_secret_access_key": SECRET_ACCESS_KEY}
         return boto3.client(
-            service,
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
-            **options,
+            service, region_name=self.region_name, endpoint_url=self.endpoint_url, **{**credentials, **options}
         )
 
     # -- knobs --------------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ SHA = "0a8b1c9ee7e7"
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
     """web:1 released from a commit, web:2 a console copy of it pinned by digest (no commit), live; web:3 managed
-    by Terraform, with its commit."""
+    by Terraform, with its commit; web:4 with a commit, registered by someone else than web:1 and web:3 (alice)."""
     with Sandbox(seed=None, time_scale=60, docker=False, registry=False, throttle=False) as sb:
         ecs = sb.client("ecs")
         ecs.create_cluster(clusterName="prod")
@@ -37,6 +37,15 @@ def sandbox() -> Iterator[Sandbox]:
         hotfix = register(f"{image}@sha256:{'1' * 64}")
         register(f"{image}:{SHA}", ("commit", SHA), ("ManagedBy", "terraform"))
         ecs.create_service(cluster="prod", serviceName="web", taskDefinition=hotfix, desiredCount=1)
+        iam = sb.client("iam")
+        iam.create_user(UserName="alice")
+        key = iam.create_access_key(UserName="alice")["AccessKey"]
+        alice = sb.client("ecs", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+        alice.register_task_definition(
+            family="web",
+            containerDefinitions=[{"name": "web", "image": f"{image}:{SHA}", "memory": 128}],
+            tags=[{"key": "commit", "value": SHA}],
+        )
         yield sb
 
 
@@ -44,8 +53,10 @@ def test_drift_names_each_revision_no_release_explains(sandbox: Sandbox, tmp_pat
     library = RevisionLibrary(sandbox.aws(), cache_dir=tmp_path)
     library.sync(include=["revisions", "services"])
     drift = library.drift()
-    assert drift["revision"].tolist() == [2, 3]
-    hotfix, managed = drift.to_dict("records")
+    assert drift["revision"].tolist() == [2, 3, 4]
+    hotfix, managed, by_alice = drift.to_dict("records")
+    assert by_alice["reasons"] == ["registered by another principal"]
+    assert by_alice["registered_by"] == f"arn:aws:iam::{sandbox.account_id}:user/alice" and by_alice["commit"] == SHA
     assert hotfix["reasons"] == ["no commit"] and hotfix["running_in"] == ["prod/web"] and hotfix["commit"] is None
     assert managed["reasons"] == ["managed by terraform"] and managed["managed_by"] == "terraform"
     assert managed["running_in"] == [] and managed["commit"] == SHA
@@ -58,4 +69,4 @@ def test_opskit_drift_lists_the_live_drift(sandbox: Sandbox, tmp_path: Path) -> 
     (row,) = json.loads(result.stdout)
     assert (row["family"], row["revision"], row["reasons"]) == ("web", 2, ["no commit"])
     table = CliRunner().invoke(main, ["drift", "--no-sync"], env=env).stdout.splitlines()
-    assert table[0].split()[:3] == ["family", "revision", "status"] and len(table) == 3
+    assert table[0].split()[:3] == ["family", "revision", "status"] and len(table) == 4

@@ -122,7 +122,12 @@ class TaskDefinitions:
 
     # -- model ------------------------------------------------------------------------------------------------------
     def register(
-        self, body: dict[str, Any], tags: list[dict[str, str]] | None = None, *, raw_size: int = 0
+        self,
+        body: dict[str, Any],
+        tags: list[dict[str, str]] | None = None,
+        *,
+        raw_size: int = 0,
+        registered_by: str | None = None,
     ) -> Revision:
         body = dict(body)
         family = body.get("family")
@@ -169,7 +174,7 @@ class TaskDefinitions:
                 body=body,
                 tags=list(tags or []),
                 registered_at=self.clock.now(),
-                registered_by=f"arn:aws:iam::{self.account_id}:root",
+                registered_by=registered_by or f"arn:aws:iam::{self.account_id}:root",
             )
             fam.revisions[number] = rev
             fam.order.append(number)
@@ -307,7 +312,7 @@ class TaskDefinitions:
     def _register(self, request: ApiRequest) -> dict[str, Any]:
         params = dict(request.params)
         tags = params.pop("tags", None) or []
-        rev = self.register(params, tags, raw_size=len(request.raw_body))
+        rev = self.register(params, tags, raw_size=len(request.raw_body), registered_by=request.caller_arn)
         out: dict[str, Any] = {"taskDefinition": rev.describe()}
         if tags:
             out["tags"] = tags

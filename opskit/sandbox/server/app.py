@@ -206,7 +206,7 @@ class SandboxApp:
                     return _aws_error("SerializationException", "The request body is not a JSON object.", 400)(
                         environ, start_response
                     )
-                request = ApiRequest(service, action, params, region, self.account_id, body)
+                request = ApiRequest(service, action, params, region, self.account_id, body, access_key=access_key)
                 answer = _own(own, request, lambda result: _json(result, content_type=JSON_CONTENT_TYPE))
                 if answer is not None:
                     return answer(environ, start_response)
@@ -221,7 +221,9 @@ class SandboxApp:
             # A query-protocol service: the sandbox answers the few actions it models, moto the rest.
             own = self.handlers(query, region).get(action)
             if own is not None:
-                request = ApiRequest(query, action, query_params(body), region, self.account_id, body)
+                request = ApiRequest(
+                    query, action, query_params(body), region, self.account_id, body, access_key=access_key
+                )
                 answer = _own(own, request, lambda result: _xml(query_body(query, action, result)))
                 if answer is not None:
                     return answer(environ, start_response)

@@ -62,6 +62,20 @@ class ApiRequest:
     account_id: str
     raw_body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
+    access_key: str | None = None  # the caller's, from its signature: who is asking (registeredBy ...)
+
+    @property
+    def caller_arn(self) -> str:
+        """The IAM principal the caller's access key belongs to in this account (a user moto keeps), else the
+        account's root, as ECS's registeredBy names it."""
+        from moto.iam.models import iam_backends
+
+        if self.access_key and self.account_id in iam_backends:
+            backend = iam_backends[self.account_id]["global"]
+            for user in list(getattr(backend, "users", {}).values()):
+                if any(k.access_key_id == self.access_key for k in getattr(user, "access_keys", [])):
+                    return str(user.arn)
+        return f"arn:aws:iam::{self.account_id}:root"
 
 
 Handler = Callable[[ApiRequest], dict[str, Any]]
