@@ -23,7 +23,7 @@ from opskit.library.columns import (
     STRING,
     Column,
 )
-from opskit.library.rows import ROLLOUT_FIELDS
+from opskit.library.rows import SERVICE_FIELDS
 from opskit.library.store import Store
 
 _TASK_DEFINITION = r"task-definition/(?P<family>[^:/]+):(?P<revision>\d+)$"
@@ -139,30 +139,8 @@ def containers(store: Store, family: Any = None, status: Any = None) -> pd.DataF
 
 def services(store: Store, cluster: Any = None) -> pd.DataFrame:
     where, params = _where({"cluster": cluster})
-    rows = store.query(
-        "SELECT cluster, service, arn, status, desired_count, running_count, pending_count, task_definition,"
-        " launch_type, circuit_breaker, circuit_breaker_rollback, deployments, rollback_target, created_at,"
-        f" history_source, {', '.join(ROLLOUT_FIELDS)} FROM services{where} ORDER BY cluster, service",
-        params,
-    )
-    names = [
-        "cluster",
-        "service",
-        "arn",
-        "status",
-        "desired_count",
-        "running_count",
-        "pending_count",
-        "task_definition",
-        "launch_type",
-        "circuit_breaker",
-        "circuit_breaker_rollback",
-        "deployments",
-        "rollback_target",
-        "created_at",
-        "history_source",
-        *ROLLOUT_FIELDS,
-    ]
+    names = SERVICE_FIELDS  # the store's columns, every one of them, in its order
+    rows = store.query(f"SELECT {', '.join(names)} FROM services{where} ORDER BY cluster, service", params)
     data: dict[str, Any] = {name: [row[i] for row in rows] for i, name in enumerate(names)}
     family, revision = _split_task_definitions(data["task_definition"])
     current = _json_column(data["deployments"])
