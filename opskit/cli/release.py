@@ -37,6 +37,16 @@ def pause_answer(approve: bool) -> PauseAnswer | None:
     return ask
 
 
+def _pairs(option: str, values: tuple[str, ...], form: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name or not setting:
+            raise ConfigError(f"{option} {value!r} is not {form}: pass it as {option} {form}")
+        out[name] = setting
+    return out
+
+
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     out = {}
     for value in values:
@@ -54,6 +64,13 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     "--container", "containers", multiple=True, help="Container(s) to update (default: the one using the repository)."
 )
 @click.option("--repository", help="ECR repository (default: the container's current one).")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="NAME=REPOSITORY",
+    help="Container NAME gets the commit's image from REPOSITORY (repeat: several containers and repositories).",
+)
 @click.option(
     "--path",
     type=click.Path(path_type=Path),
@@ -91,6 +108,7 @@ def command(
     service: str,
     containers: tuple[str, ...],
     repository: str | None,
+    images: tuple[str, ...],
     path: Path,
     dockerfile: str,
     task_definition: Path | None,
@@ -121,6 +139,7 @@ def command(
         service=service,
         containers=containers,
         repository=repository,
+        images=_pairs("--image", images, "NAME=REPOSITORY"),
         path=path,
         dockerfile=dockerfile,
         task_definition=task_definition,

@@ -123,8 +123,8 @@ def apply_release(
     gateway = plan.gateway or Gateway(aws)
     with refusals(record, journal), service_lock(aws, plan.service_arn, force=options.force, holders=holders):
         _ensure_repository(plan, aws, stages)
-        _build_and_push(plan, gateway, stages, record, journal, docker if docker is not None else plan.docker)
-        _register(plan, aws, stages, record, journal)
+        digests = _build_and_push(plan, gateway, stages, record, journal, docker if docker is not None else plan.docker)
+        _register(plan, aws, stages, record, journal, digests)
         assert record.revision_arn is not None
         rollout, since = deploy(
             gateway,
@@ -165,32 +165,33 @@ def settle(record: ReleaseRecord, journal: Journal, verdict: Verdict) -> Release
 
 
 def _ensure_repository(plan: ReleasePlan, aws: Aws, stages: Stages) -> None:
-    if plan.repository.exists:
-        return
-    with stages.stage("repository", f"creating {plan.repository.name} (IMMUTABLE, scan on push)"):
-        ecr = aws.client("ecr")
-        try:
-            ecr.create_repository(
-                repositoryName=plan.repository.name,
-                imageTagMutability="IMMUTABLE",
-                imageScanningConfiguration={"scanOnPush": True},
-            )
-        except AwsError as exc:
-            if exc.code != "RepositoryAlreadyExistsException":
-                raise
+    for repository in (plan.repository, *(a.repository for a in plan.also)):
+        if repository.exists:
+            continue
+        with stages.stage("repository", f"creating {repository.name} (IMMUTABLE, scan on push)"):
+            try:
+                aws.client("ecr").create_repository(
+                    repositoryName=repository.name,
+                    imageTagMutability="IMMUTABLE",
+                    imageScanningConfiguration={"scanOnPush": True},
+                )
+            except AwsError as exc:
+                if exc.code != "RepositoryAlreadyExistsException":
+                    raise
 
 
 def _build_and_push(
     plan: ReleasePlan, gateway: Gateway, stages: Stages, record: ReleaseRecord, journal: Journal, docker: Any
-) -> None:
+) -> dict[str, str]:
     """The commit's image in ECR: reused when the plan found it there, else built (unless the engine has it) and
-    pushed. An image of this commit that another release pushes meanwhile is reused, never overwritten: an IMMUTABLE
-    repository refuses our push then, and any other is asked before the push."""
+    pushed; then in each other repository of an --image release. An image of this commit that another release
+    pushes meanwhile is reused, never overwritten: an IMMUTABLE repository refuses our push then, and any other is
+    asked before the push. Returns each repository's digest of it, by repository URI."""
     if plan.existing_digest:
         stages.skip("build", f"{plan.image} is already in ECR")
         stages.skip("push", f"reusing {plan.existing_digest}")
         record.digest = plan.existing_digest
-        return
+        return {plan.repository.uri: plan.existing_digest, **_push_also(plan, gateway, stages, journal, docker, None)}
     if docker is None:
         from opskit.docker_engine import connect
 
@@ -209,6 +210,33 @@ def _build_and_push(
     with stages.stage("push", f"pushing {plan.image}"):
         record.digest = _push(plan, gateway, docker, auth, stages)
         journal.write("pushed", digest=record.digest)
+    return {plan.repository.uri: record.digest, **_push_also(plan, gateway, stages, journal, docker, image_id)}
+
+
+def _push_also(
+    plan: ReleasePlan, gateway: Gateway, stages: Stages, journal: Journal, docker: Any, image_id: str | None
+) -> dict[str, str]:
+    """The commit's one image in each other repository of an --image release (already there, or pushed: pulled
+    from the first repository first when this release built nothing), by repository URI."""
+    digests: dict[str, str] = {}
+    for also in plan.also:
+        if also.existing_digest:
+            stages.log("push")(f"{also.image(plan.tag)} is already in ECR ({also.existing_digest[:19]})")
+            digests[also.repository.uri] = also.existing_digest
+            continue
+        if docker is None:
+            from opskit.docker_engine import connect
+
+            docker = connect()
+        auth = gateway.registry_auth()
+        with stages.stage("push", f"pushing {also.image(plan.tag)}"):
+            if image_id is None:  # the first repository had it: the same image, not a rebuild
+                docker.api.pull(plan.repository.uri, tag=plan.tag, auth_config=auth.docker_config())
+                image_id = str(docker.api.inspect_image(plan.image)["Id"])
+            docker.api.tag(image_id, also.repository.uri, plan.tag)
+            digests[also.repository.uri] = images.push(docker, also.repository.uri, plan.tag, auth, stages.log("push"))
+            journal.write("pushed", repository=also.repository.name, digest=digests[also.repository.uri])
+    return digests
 
 
 def _push(plan: ReleasePlan, gateway: Gateway, docker: Any, auth: RegistryAuth, stages: Stages) -> str:
@@ -234,14 +262,17 @@ def _push(plan: ReleasePlan, gateway: Gateway, docker: Any, auth: RegistryAuth, 
     return pushed
 
 
-def _register(plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord, journal: Journal) -> None:
+def _register(
+    plan: ReleasePlan, aws: Aws, stages: Stages, record: ReleaseRecord, journal: Journal, digests: dict[str, str]
+) -> None:
     if plan.reuse_revision:
         stages.skip("register", f"{plan.reuse_revision.rsplit('/', 1)[-1]} already is this release")
         record.revision_arn = plan.reuse_revision
         return
-    image = f"{plan.repository.uri}@{record.digest}" if plan.pin_by_digest else plan.image
-    body = with_images(plan.new_body, dict.fromkeys(plan.containers, image))
+    chosen = plan.images({**digests, plan.repository.uri: record.digest or ""})
+    body = with_images(plan.new_body, chosen)
     body["tags"] = list(plan.new_tags)
+    image = ", ".join(dict.fromkeys(chosen.values()))
     with stages.stage("register", f"registering a revision of {plan.family} with {image}"):
         answer = aws.call_json("ecs", "RegisterTaskDefinition", body)
         record.revision_arn = str(answer["taskDefinition"]["taskDefinitionArn"])

@@ -56,6 +56,9 @@ class ReleaseOptions:
     # rendered from it with ``variables`` instead of copied from the live one.
     task_definition: Path | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    # Container -> the ECR repository its image goes to (--image NAME=REPOSITORY): several containers, from several
+    # repositories, get the commit's one image in one release (built once, pushed to each).
+    images: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -69,6 +72,14 @@ class ReleaseOptions:
                 f"release tag {self.tag!r} is not a commit SHA: opskit tags each release with its commit; "
                 "omit --tag to use HEAD's"
             )
+        if self.images and (self.containers or self.repository):
+            raise ConfigError("--image names each container and its repository: leave out --container and --repository")
+        for name, repository in self.images.items():
+            if not REPOSITORY_NAME.match(repository) or len(repository) > 256:
+                raise ConfigError(
+                    f"--image {name}={repository}: {repository!r} is not a valid ECR repository name: lower-case "
+                    "letters, digits, . _ - and /"
+                )
         if self.repository is not None and (not REPOSITORY_NAME.match(self.repository) or len(self.repository) > 256):
             raise ConfigError(
                 f"{self.repository!r} is not a valid ECR repository name: lower-case letters, digits, . _ - and /"
@@ -82,6 +93,18 @@ class Repository:
     exists: bool
     mutability: str | None = None
     scan_on_push: bool | None = None
+
+
+@dataclass(frozen=True)
+class Also:
+    """Another repository of a release (``--image``): the commit's one image goes there too, for ``containers``."""
+
+    repository: Repository
+    containers: tuple[str, ...]
+    existing_digest: str | None  # the commit's image is already there under the release's tag
+
+    def image(self, tag: str) -> str:
+        return f"{self.repository.uri}:{tag}"
 
 
 @dataclass(frozen=True)
@@ -116,6 +139,8 @@ class ReleasePlan:
     live_tags: tuple[dict[str, str], ...] = ()  # the live revision's tags
     new_tags: tuple[dict[str, str], ...] = ()  # the new revision's: the live ones (or the file's) and its commit
     source: str = "live"  # where the new revision comes from: "live" (a copy), or the task definition file
+    # The other repositories of an --image release, each with its containers and the commit's image if already there.
+    also: tuple[Also, ...] = ()
     warnings: tuple[str, ...] = ()  # what a person should know before going ahead (an IaC-managed service ...)
     strategy: str = "ROLLING"  # how ECS deploys the service (deploymentConfiguration.strategy)
     # What the deployment goes through: its stages with their hooks and bake times, its alarms and circuit breaker.
@@ -133,6 +158,21 @@ class ReleasePlan:
     @property
     def family(self) -> str:
         return str(self.live_body["family"])
+
+    def images(self, digests: dict[str, str] | None = None) -> dict[str, str]:
+        """Container -> the image reference the new revision gives it: ``repository:tag``, or, with ``digests`` (by
+        repository URI) and a dirty tree, ``repository@digest``."""
+        also = {c for a in self.also for c in a.containers}
+        targets = [(self.repository, tuple(c for c in self.containers if c not in also))]
+        targets += [(a.repository, a.containers) for a in self.also]
+        out = {}
+        for repository, containers in targets:
+            digest = (digests or {}).get(repository.uri)
+            reference = (
+                f"{repository.uri}@{digest}" if self.pin_by_digest and digest else f"{repository.uri}:{self.tag}"
+            )
+            out.update(dict.fromkeys(containers, reference))
+        return out
 
     @property
     def already_live(self) -> bool:
@@ -167,6 +207,14 @@ class ReleasePlan:
             "repository": self.repository.name,
             "live_revision": self.live_arn,
             "source": self.source,
+            "also": [
+                {
+                    "repository": a.repository.name,
+                    "containers": list(a.containers),
+                    "existing_digest": a.existing_digest,
+                }
+                for a in self.also
+            ],
             "warnings": list(self.warnings),
             "containers": list(self.containers),
             "reuse_revision": self.reuse_revision,
@@ -236,12 +284,27 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         source, base, base_tags = str(path), found.body, found.tags
     label = _short(live_arn) if source == "live" else source  # what the messages call the revision copied
     _check_named_containers(options, base, label)
-    repository = _repository(gateway, options, base)
-    containers = _containers(options, base, repository, label)
+    also: tuple[Also, ...] = ()
+    if options.images:
+        by_repository: dict[str, list[str]] = {}
+        for name, repository_name in options.images.items():
+            by_repository.setdefault(repository_name, []).append(name)
+        first, *others = by_repository
+        repository, containers = _described_repository(gateway, options, first), tuple(by_repository[first])
+        for name in others:
+            other = _described_repository(gateway, options, name)
+            found_digest = existing_digest(gateway, other, tag, commit)
+            also += (Also(other, tuple(by_repository[name]), found_digest),)
+    else:
+        repository = _repository(gateway, options, base)
+        containers = _containers(options, base, repository, label)
     existing = existing_digest(gateway, repository, tag, commit)
     platform = options.platform or _platform(base)
     image = f"{repository.uri}:{tag}"
-    new_body = with_images(base, dict.fromkeys(containers, image))
+    new_body = with_images(
+        base, {**dict.fromkeys(containers, image), **{c: a.image(tag) for a in also for c in a.containers}}
+    )
+    containers = (*containers, *(c for a in also for c in a.containers))
     new_tags = revision_tags(base_tags, commit.sha)
     # Refused now, before anything is built or pushed, not by RegisterTaskDefinition or at the rollout:
     check_limits(new_body, new_tags)
@@ -252,7 +315,8 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
     # describes saved on every ordinary release); a re-release or a resumed one finds its revision again.
     reuse = None if commit.dirty or existing is None else _reusable_revision(aws, live_arn, live_body, new_body)
     unavailable, docker, local = None, None, None
-    if existing is None:  # only a build needs the engine: an image already in ECR releases without one
+    # Only a build (or a copy to another repository) needs the engine: an image already in ECR releases without one.
+    if existing is None or any(a.existing_digest is None for a in also):
         from opskit.docker_engine import connect_or_problem
         from opskit.release.images import local_image
 
@@ -281,6 +345,7 @@ def plan_release(aws: Aws, options: ReleaseOptions) -> ReleasePlan:
         live_tags=tuple(described.get("tags") or ()),
         new_tags=tuple(new_tags),
         source=source,
+        also=also,
         warnings=tuple(warnings),
         strategy=strategy,
         rollout=rollout_plan(service),
@@ -330,6 +395,10 @@ def _repository(gateway: Gateway, options: ReleaseOptions, live_body: dict[str, 
             )
     if not REPOSITORY_NAME.match(name) or len(name) > 256:
         raise ConfigError(f"{name!r} is not a valid ECR repository name: lower-case letters, digits, . _ - and /")
+    return _described_repository(gateway, options, name)
+
+
+def _described_repository(gateway: Gateway, options: ReleaseOptions, name: str) -> Repository:
     ecr = gateway.aws.client("ecr")
     try:
         found = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
@@ -427,11 +496,12 @@ def check_limits(body: dict[str, Any], tags: list[dict[str, str]]) -> None:
 
 def _check_named_containers(options: ReleaseOptions, live_body: dict[str, Any], label: str) -> None:
     names = [str(c.get("name")) for c in live_body.get("containerDefinitions", [])]
-    for name in options.containers:
+    for name in (*options.containers, *options.images):
         if name not in names:
+            option = "--image NAME=REPOSITORY" if name in options.images else "--container"
             raise NotFoundError(
                 f"container {name!r} is not in {label} "
-                f"(its containers: {', '.join(names)}): pass --container with one of them"
+                f"(its containers: {', '.join(names)}): pass {option} with one of them"
             )
 
 
@@ -522,6 +592,12 @@ def _steps(plan: ReleasePlan) -> tuple[Step, ...]:
         spec = f"{plan.options.dockerfile} in {plan.options.path} for {plan.platform}"
         steps.append(Step("build", "run", spec))
         steps.append(Step("push", "run", plan.image))
+    for also in plan.also:
+        if also.existing_digest:
+            steps.append(Step("push", "skip", f"{also.image(plan.tag)} is already in ECR"))
+        else:
+            how = "" if plan.build_unavailable is None else " (cannot: no Docker engine)"
+            steps.append(Step("push", "run" if not how else "unavailable", f"{also.image(plan.tag)}{how}"))
     if plan.reuse_revision:
         steps.append(Step("register", "skip", f"{_short(plan.reuse_revision)} already is this release"))
     else:

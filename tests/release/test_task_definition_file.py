@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from opskit.errors import ConfigError
+from opskit.errors import ConfigError, OpskitError
 from opskit.release import ReleaseOptions, apply_release, plan_release
 from opskit.release.source import parse, render
 from tests.release.conftest import World
@@ -174,3 +174,54 @@ def test_a_release_from_what_init_wrote_registers_the_live_revision_again(world:
         return comparable(body, tags)
 
     assert without_images(record.revision_arn) == without_images("web:1")
+
+
+def two_containers(world: World, sidecar_uri: str) -> dict[str, Any]:
+    body = file_body(world)
+    sidecar = {**body["containerDefinitions"][0], "name": "sidecar", "image": f"{sidecar_uri}:placeholder"}
+    sidecar["essential"] = False
+    body["containerDefinitions"].append(sidecar)
+    return body
+
+
+def test_one_image_goes_to_each_repository_of_an_image_release(world: World) -> None:
+    """--image web=web --image sidecar=sidecar: the commit's one image, built once (or pulled from the first
+    repository when it is already there), pushed to both; each container points at its own repository."""
+    sidecar = world.ecr.create_repository(repositoryName="sidecar", imageTagMutability="IMMUTABLE")
+    sidecar_uri = sidecar["repository"]["repositoryUri"]
+    world.commit("two containers", **{"task-definition.json": json.dumps(two_containers(world, sidecar_uri))})
+    # The commit's image is in web already (an ordinary release of it): the --image release pulls it from there.
+    first = apply_release(plan_release(world.aws, ReleaseOptions("prod", "web", path=world.app)), world.aws, **FAST)
+    assert first.ok, first.reason
+    options = ReleaseOptions(
+        "prod",
+        "web",
+        path=world.app,
+        task_definition=Path("task-definition.json"),
+        variables={"stage": "x"},
+        images={"web": "web", "sidecar": "sidecar"},
+    )
+    plan = plan_release(world.aws, options)
+    assert plan.containers == ("web", "sidecar") and [a.repository.name for a in plan.also] == ["sidecar"]
+    assert [(s.name, s.action) for s in plan.steps][:3] == [("build", "skip"), ("push", "skip"), ("push", "run")]
+    record = apply_release(plan, world.aws, **FAST)
+    assert record.ok, record.reason
+
+    tag = plan.tag
+    containers = world.ecs.describe_task_definition(taskDefinition=record.revision_arn)["taskDefinition"]
+    images = {c["name"]: c["image"] for c in containers["containerDefinitions"]}
+    assert images == {"web": f"{world.uri}:{tag}", "sidecar": f"{sidecar_uri}:{tag}"}
+    digests = {
+        name: world.ecr.describe_images(repositoryName=name, imageIds=[{"imageTag": tag}])["imageDetails"][0][
+            "imageDigest"
+        ]
+        for name in ("web", "sidecar")
+    }
+    assert digests["web"] == digests["sidecar"] == first.digest  # one commit, one image
+
+
+def test_an_image_release_refuses_a_container_it_does_not_have(world: World) -> None:
+    with pytest.raises(ConfigError, match="leave out --container and --repository"):
+        ReleaseOptions("prod", "web", images={"web": "web"}, repository="web")
+    with pytest.raises(OpskitError, match=r"container 'worker' is not in web:1 .*pass --image NAME=REPOSITORY"):
+        plan_release(world.aws, ReleaseOptions("prod", "web", path=world.app, images={"worker": "web"}))
