@@ -299,7 +299,8 @@ class LifecycleHookRecord:
     @classmethod
     def from_api(cls, body: dict[str, Any]) -> LifecycleHookRecord:
         return cls(
-            target_type=str(body.get("targetType") or "AWS_LAMBDA"),
+            # An older botocore drops targetType from what it parses: a hook with no function to call is a PAUSE.
+            target_type=str(body.get("targetType") or ("AWS_LAMBDA" if body.get("hookTargetArn") else "PAUSE")),
             target_arn=body.get("hookTargetArn") or None,
             role_arn=body.get("roleArn") or None,
             stages=tuple(str(s) for s in body.get("lifecycleStages") or []),
