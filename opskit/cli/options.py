@@ -80,6 +80,16 @@ def follow_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
+def ci_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--ci/--no-ci: tell the CI system about the result (on GitHub Actions: the step summary, the step's outputs, an
+    annotation on failure); by default when the environment says which CI runs the command."""
+    return click.option(
+        "--ci/--no-ci",
+        default=None,
+        help="Write the CI system's summary and outputs (default: when GITHUB_ACTIONS or CI says one runs this).",
+    )(command)
+
+
 def wait_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--wait/--no-wait: follow the deployment after acting on it, or return at once."""
     return click.option("--wait/--no-wait", default=True, show_default=True, help="Follow the deployment to its end.")(

@@ -77,9 +77,17 @@ def text_table(frame: Any) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def report_record(record: ReleaseRecord, output_format: str) -> None:
+def report_record(record: ReleaseRecord, output_format: str, *, ci: bool | None = None) -> None:
     """Print a release or rollback record (stdout) and, when it failed, its reason (stderr) and exit with the
-    outcome's code (1 rolled back, 3 rollback failed, 4 stopped, 5 timed out)."""
+    outcome's code (1 rolled back, 3 rollback failed, 4 stopped, 5 timed out). ``ci`` (None: as the environment
+    says) also tells the CI system (:mod:`opskit.release.ci`)."""
+    if ci is not False:
+        import os
+
+        from opskit.release.ci import detect, publish
+
+        github_files = "GITHUB_STEP_SUMMARY" in os.environ or "GITHUB_OUTPUT" in os.environ
+        publish(record, os.environ, system=detect(os.environ) or ("github" if ci and github_files else None))
     if output_format == "json":
         click.echo(record.to_json())
     else:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opskit.cli.options import aws_options, follow_options, format_option, make_aws
+from opskit.cli.options import aws_options, ci_option, follow_options, format_option, make_aws
 from opskit.cli.progress import TerminalProgress, report_record, text_table
 from opskit.errors import ConfigError
 
@@ -101,6 +101,7 @@ def _build_args(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--force", is_flag=True, help="Go ahead although the service changed or another release holds it.")
 @click.option("--approve", is_flag=True, help="Continue at every PAUSE hook without asking.")
 @follow_options
+@ci_option
 @format_option("table", "json")
 @aws_options
 def command(
@@ -125,6 +126,7 @@ def command(
     force: bool,
     approve: bool,
     following: Following,
+    ci: bool | None,
     output_format: str,
     region: str | None,
     profile: str | None,
@@ -175,4 +177,4 @@ def command(
         until=following.until,
         on_pause=pause_answer(approve),
     )
-    report_record(record, output_format)
+    report_record(record, output_format, ci=ci)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opskit.cli.options import aws_options, follow_options, format_option, make_aws
+from opskit.cli.options import aws_options, ci_option, follow_options, format_option, make_aws
 from opskit.cli.progress import TerminalProgress, follow_and_report, report_record, text_table
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 @click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
 @click.option("--force", is_flag=True, help="Go ahead although the service changed or another release holds it.")
 @follow_options
+@ci_option
 @format_option("table", "json")
 @aws_options
 def command(
@@ -30,6 +31,7 @@ def command(
     dry_run: bool,
     force: bool,
     following: Following,
+    ci: bool | None,
     output_format: str,
     region: str | None,
     profile: str | None,
@@ -67,7 +69,7 @@ def command(
         poll_interval=following.poll_interval,
         until=following.until,
     )
-    report_record(record, output_format)
+    report_record(record, output_format, ci=ci)
 
 
 def _stop_and_follow(rollout: Rollout, dry_run: bool, following: Following, output_format: str) -> None:
