@@ -223,4 +223,87 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path.name} is not valid TOML ({exc}): fix it") from exc
 
 
-__all__ = ["OneOff", "ReleaseSet", "ServiceSettings", "Wave", "declarations", "load_set", "parse_set"]
+@dataclass(frozen=True)
+class SetPlan:
+    """What releasing a set would do: each service's own release plan (its steps, diff and rollout), wave by wave,
+    for the one commit and its one image."""
+
+    release_set: ReleaseSet
+    plans: dict[str, Any]  # service -> its ReleasePlan, in wave order
+
+    @property
+    def tag(self) -> str:
+        return str(next(iter(self.plans.values())).tag)
+
+    def to_frame(self) -> Any:
+        """One row per service and step: wave, service, step, action, detail (one-off tasks as action ``task``)."""
+        import pandas as pd
+
+        rows = []
+        for number, wave in enumerate(self.release_set.waves, start=1):
+            for task in wave.before:
+                detail = f"{' '.join(task.command)} with {task.service}'s new revision, to its exit"
+                rows.append(
+                    {"wave": number, "service": task.service, "step": task.name, "action": "task", "detail": detail}
+                )
+            for service in wave.services:
+                for name, action, detail in self.plans[service].rows():
+                    rows.append({"wave": number, "service": service, "step": name, "action": action, "detail": detail})
+        return pd.DataFrame(rows, columns=["wave", "service", "step", "action", "detail"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "set": self.release_set.name,
+            "cluster": self.release_set.cluster,
+            "tag": self.tag,
+            "waves": [
+                {
+                    "services": list(wave.services),
+                    "before": [{"name": t.name, "service": t.service, "command": list(t.command)} for t in wave.before],
+                }
+                for wave in self.release_set.waves
+            ],
+            "plans": {service: plan.to_dict() for service, plan in self.plans.items()},
+        }
+
+
+def plan_set(aws: Any, release_set: ReleaseSet, *, root: Path, allow_dirty: bool = False) -> SetPlan:
+    """Plan the release of ``release_set`` from the checkout at ``root``: every service's plan, read before anything
+    is built, so a service the set cannot release refuses the whole set (one line, naming the service)."""
+    from opskit.errors import OpskitError
+    from opskit.release.plan import ReleaseOptions, plan_release
+
+    plans: dict[str, Any] = {}
+    for service in release_set.all_services:
+        settings = release_set.settings(service)
+        options = ReleaseOptions(
+            cluster=release_set.cluster,
+            service=service,
+            containers=(settings.container,) if settings.container else (),
+            repository=release_set.repository,
+            path=(root / release_set.path).resolve(),
+            dockerfile=release_set.dockerfile,
+            allow_dirty=allow_dirty,
+            task_definition=settings.task_definition,
+        )
+        try:
+            plans[service] = plan_release(aws, options)
+        except OpskitError as exc:
+            raise type(exc)(f"set {release_set.name}: {service}: {exc}") from exc
+    tags = {plan.tag for plan in plans.values()}
+    if len(tags) > 1:
+        raise ConfigError(f"set {release_set.name} would release {', '.join(sorted(tags))}: one commit, one tag")
+    return SetPlan(release_set, plans)
+
+
+__all__ = [
+    "OneOff",
+    "ReleaseSet",
+    "ServiceSettings",
+    "SetPlan",
+    "Wave",
+    "declarations",
+    "load_set",
+    "parse_set",
+    "plan_set",
+]

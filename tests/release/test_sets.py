@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from opskit.errors import ConfigError
-from opskit.release.sets import load_set
+from opskit.errors import ConfigError, OpskitError
+from opskit.release.sets import load_set, plan_set
+from tests.release.conftest import World
 
 PROD = """
 [sets.prod]
@@ -82,3 +83,35 @@ def test_a_missing_set_or_two_declarations_are_refused(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     with pytest.raises(ConfigError, match=r"no release set 'prod' in opskit.toml \(sets: none\)"):
         load_set(tmp_path, "prod")
+
+
+def test_a_set_plans_every_service_for_one_commit_and_refuses_as_a_whole(world: World) -> None:
+    """prod/web and prod/api (its own family, the same repository): one tag, each service's own plan, wave by wave;
+    a service the set cannot release refuses the set in one line that names it, before anything is built."""
+    body = world.ecs.describe_task_definition(taskDefinition="web:1")["taskDefinition"]
+    world.ecs.register_task_definition(family="api", containerDefinitions=body["containerDefinitions"])
+    world.ecs.create_service(cluster="prod", serviceName="api", taskDefinition="api:1", desiredCount=1)
+    worker = PROD[PROD.index("[sets.prod.services.worker]") :]
+    declared = PROD.replace(worker, "").replace('services = ["web", "worker"]', 'services = ["web"]')
+    declared = declared.replace('repository = "app"', 'repository = "web"')
+    (world.app / "opskit.toml").write_text(declared)
+    world.commit("declare the set")
+    release_set = load_set(world.app, "prod")
+    plan = plan_set(world.aws, release_set, root=world.app)
+    assert list(plan.plans) == ["api", "web"] and {p.tag for p in plan.plans.values()} == {plan.tag}
+    frame = plan.to_frame()
+    assert frame.iloc[0].to_dict() == {
+        "wave": 1,
+        "service": "api",
+        "step": "migrate",
+        "action": "task",
+        "detail": "python manage.py migrate with api's new revision, to its exit",
+    }
+    assert set(frame.loc[frame["wave"] == 2, "service"]) == {"web"}
+    assert list(plan.to_dict()["plans"]) == ["api", "web"]
+
+    (world.app / "opskit.toml").write_text(declared.replace('services = ["web"]', 'services = ["web", "nope"]'))
+    world.commit("a service that is not there")
+    with pytest.raises(OpskitError, match=r"^set prod: nope: service 'nope' not found in cluster 'prod'"):
+        plan_set(world.aws, load_set(world.app, "prod"), root=world.app)
+    assert len(world.ecs.list_task_definitions(familyPrefix="web")["taskDefinitionArns"]) == 1
