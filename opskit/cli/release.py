@@ -37,22 +37,13 @@ def pause_answer(approve: bool) -> PauseAnswer | None:
     return ask
 
 
-def _pairs(option: str, values: tuple[str, ...], form: str) -> dict[str, str]:
+def _pairs(option: str, values: tuple[str, ...], form: str, *, empty: bool = False) -> dict[str, str]:
+    """``NAME=VALUE`` options (repeatable) as a dict; ``empty``: a value may be empty (``--build-arg NAME=``)."""
     out = {}
     for value in values:
         name, sep, setting = value.partition("=")
-        if not sep or not name or not setting:
+        if not sep or not name or not (setting or empty):
             raise ConfigError(f"{option} {value!r} is not {form}: pass it as {option} {form}")
-        out[name] = setting
-    return out
-
-
-def _build_args(values: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for value in values:
-        name, sep, setting = value.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--build-arg {value!r} is not NAME=VALUE: pass it as --build-arg NAME=VALUE")
         out[name] = setting
     return out
 
@@ -146,7 +137,7 @@ def command(
         dockerfile=dockerfile,
         task_definition=task_definition,
         variables=parse_variables(variables),
-        build_args=_build_args(build_args),
+        build_args=_pairs("--build-arg", build_args, "NAME=VALUE", empty=True),
         target=target,
         platform=platform,
         tag=tag,
