@@ -100,6 +100,20 @@ def apply_release(
     Errors that stop a release before it deploys (build failure, refused push, a service that changed since the
     plan, another release holding the lock) raise one-line :class:`~opskit.errors.OpskitError`.
     """
+    record, journal, stages = begin(plan, progress, journal_dir)
+    # The plan's read of the service's tags is the lock's first read while the plan is fresh.
+    fresh = time.monotonic() - plan.planned_at < FRESH_PLAN_SECONDS
+    holders = holders_in(plan.service_tags) if fresh else None
+    gateway = plan.gateway or Gateway(aws)
+    with refusals(record, journal), service_lock(aws, plan.service_arn, force=plan.options.force, holders=holders):
+        prepare(plan, aws, gateway, stages, record, journal, docker)
+        rollout, since = roll_out(plan, gateway, stages, record, journal)
+        verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause, until)
+    return settle(record, journal, verdict)
+
+
+def begin(plan: ReleasePlan, progress: Progress, journal_dir: Path | None) -> tuple[ReleaseRecord, Journal, Stages]:
+    """The record, the journal (its ``started`` entry written) and the stages of a release of ``plan``."""
     options = plan.options
     record = ReleaseRecord(
         kind="release",
@@ -116,29 +130,41 @@ def apply_release(
     )
     journal = journal_for("release", options.cluster, options.service, plan.tag, journal_dir)
     journal.write("started", plan=plan.summary())
-    stages = Stages(progress, record)
-    # The plan's read of the service's tags is the lock's first read while the plan is fresh.
-    fresh = time.monotonic() - plan.planned_at < FRESH_PLAN_SECONDS
-    holders = holders_in(plan.service_tags) if fresh else None
-    gateway = plan.gateway or Gateway(aws)
-    with refusals(record, journal), service_lock(aws, plan.service_arn, force=options.force, holders=holders):
-        _ensure_repository(plan, aws, stages)
-        digests = _build_and_push(plan, gateway, stages, record, journal, docker if docker is not None else plan.docker)
-        _register(plan, aws, stages, record, journal, digests)
-        assert record.revision_arn is not None
-        rollout, since = deploy(
-            gateway,
-            options.cluster,
-            options.service,
-            expected_live=plan.live_arn,
-            revision_arn=record.revision_arn,
-            force=options.force,
-            stages=stages,
-            record=record,
-            journal=journal,
-        )
-        verdict = follow(rollout, stages, record, since, timeout, poll_interval, on_pause, until)
-    return settle(record, journal, verdict)
+    return record, journal, Stages(progress, record)
+
+
+def prepare(
+    plan: ReleasePlan,
+    aws: Aws,
+    gateway: Gateway,
+    stages: Stages,
+    record: ReleaseRecord,
+    journal: Journal,
+    docker: Any = None,
+) -> None:
+    """Everything before the service changes: the repository, the image in ECR, the revision registered
+    (``record.revision_arn``)."""
+    _ensure_repository(plan, aws, stages)
+    digests = _build_and_push(plan, gateway, stages, record, journal, docker if docker is not None else plan.docker)
+    _register(plan, aws, stages, record, journal, digests)
+
+
+def roll_out(
+    plan: ReleasePlan, gateway: Gateway, stages: Stages, record: ReleaseRecord, journal: Journal
+) -> tuple[Rollout, Any]:
+    """Point the service at the prepared revision (see :func:`deploy`)."""
+    assert record.revision_arn is not None, "prepare() registers the revision first"
+    return deploy(
+        gateway,
+        plan.options.cluster,
+        plan.options.service,
+        expected_live=plan.live_arn,
+        revision_arn=record.revision_arn,
+        force=plan.options.force,
+        stages=stages,
+        record=record,
+        journal=journal,
+    )
 
 
 @contextmanager
