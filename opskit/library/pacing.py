@@ -52,6 +52,8 @@ SERVICE_READ = "service-read"
 SERVICE_DEPLOYMENT_READ = "service-deployment-read"
 TASK_DEFINITION_MODIFY = "task-definition-modify"  # RegisterTaskDefinition, DeregisterTaskDefinition
 TASK_DEFINITION_DELETE = "task-definition-deletion"  # DeleteTaskDefinitions
+SERVICE_MODIFY = "service-modify"  # CreateService, UpdateService, DeleteService
+TAG_READ = "tag-read"  # ListTagsForResource
 
 GROWTH = 10.0  # per second, while callers wait and nothing was refused (e^10 a second, at most fourfold a call)
 CREEP = 0.01  # per second right after a throttle, doubling every second callers wait and no refusal comes ...
@@ -85,6 +87,23 @@ AWS_RATES: dict[str, Rate] = {
     SERVICE_DEPLOYMENT_READ: Rate(50, 20),
     TASK_DEFINITION_MODIFY: Rate(20, 1),
     TASK_DEFINITION_DELETE: Rate(5, 1),
+    SERVICE_MODIFY: Rate(50, 5),
+    TAG_READ: Rate(50, 20),
+}
+
+# The category each ECS action draws from, as "Request throttling for the Amazon ECS API" groups them.
+ECS_CATEGORIES: dict[str, str] = {
+    **dict.fromkeys(
+        ("DescribeTaskDefinition", "ListTaskDefinitions", "ListTaskDefinitionFamilies"), TASK_DEFINITION_READ
+    ),
+    **dict.fromkeys(("RegisterTaskDefinition", "DeregisterTaskDefinition"), TASK_DEFINITION_MODIFY),
+    "DeleteTaskDefinitions": TASK_DEFINITION_DELETE,
+    **dict.fromkeys(("CreateService", "UpdateService", "DeleteService"), SERVICE_MODIFY),
+    **dict.fromkeys(("DescribeServices", "ListServices"), SERVICE_READ),
+    **dict.fromkeys(
+        ("ListServiceDeployments", "DescribeServiceDeployments", "DescribeServiceRevisions"), SERVICE_DEPLOYMENT_READ
+    ),
+    "ListTagsForResource": TAG_READ,
 }
 
 
@@ -572,10 +591,62 @@ def paced_aws(aws: Aws) -> Aws:
     return once
 
 
+@dataclass
+class _PacedAws(_OneAttempt):
+    """An :class:`Aws` whose every call waits its turn in ``pacer`` (ECS actions in their category's bucket, the
+    rest unpaced until throttled) and whose throttles reach it."""
+
+    pacer: Pacer | None = field(default=None, repr=False)
+    _paced: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def client(self, service: str) -> Any:
+        if service not in self._paced:
+            assert self.pacer is not None
+            self._paced[service] = _PacedClient(super().client(service), self.pacer, service)
+        return self._paced[service]
+
+    def call_json(self, service: str, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.pacer is not None
+        category = ECS_CATEGORIES.get(operation) if service == "ecs" else None
+        return self.pacer.call(category, super().call_json, service, operation, body)
+
+
+class _PacedClient:
+    def __init__(self, client: Any, pacer: Pacer, service: str) -> None:
+        self._client, self._pacer, self._service = client, pacer, service
+        self._operations = client._operations  # _Retried's: the client's API methods
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in self._operations:
+            return attribute
+        operation = "".join(part.capitalize() for part in name.split("_"))
+        category = ECS_CATEGORIES.get(operation) if self._service == "ecs" else None
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._pacer.call(category, attribute, *args, **kwargs)
+
+        return call
+
+
+def paced_by(pacer: Pacer, aws: Aws) -> Aws:
+    """``aws`` with every call it makes paced by ``pacer``, so several workers (the services of a release set, each
+    following its own rollout) share one budget per category instead of each spending AWS's whole."""
+    given = {f.name: getattr(aws, f.name) for f in dataclasses.fields(Aws) if f.init}
+    full = aws.full if isinstance(aws, _OneAttempt) and aws.full is not None else aws
+    paced = _PacedAws(**{**given, "max_attempts": 1}, full=full, pacer=pacer)
+    paced.retry_mode = "standard"
+    return paced
+
+
 __all__ = [
     "AWS_RATES",
+    "ECS_CATEGORIES",
     "SERVICE_DEPLOYMENT_READ",
+    "SERVICE_MODIFY",
     "SERVICE_READ",
+    "TAG_READ",
     "TASK_DEFINITION_DELETE",
     "TASK_DEFINITION_MODIFY",
     "TASK_DEFINITION_READ",
@@ -585,4 +656,5 @@ __all__ = [
     "Rate",
     "TokenBucket",
     "paced_aws",
+    "paced_by",
 ]
