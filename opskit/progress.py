@@ -12,6 +12,7 @@ progress bars and logs. A reporter must be quick and must not raise.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +25,8 @@ class ProgressEvent:
     """``stage`` is the step's name; ``state`` says what happened to it.
 
     ``log`` events carry one line of output (a build log line, a new service event); ``running`` events may carry
-    counts (``done`` of ``total``) and an estimate of the seconds left (``eta``).
+    counts (``done`` of ``total``) and an estimate of the seconds left (``eta``). ``subject`` says whose step it is
+    where one piece of work has several (the service of a release set), else "".
     """
 
     stage: str
@@ -33,6 +35,7 @@ class ProgressEvent:
     done: int | None = None
     total: int | None = None
     eta: float | None = None
+    subject: str = ""
 
 
 Progress = Callable[[ProgressEvent], None]
@@ -40,3 +43,8 @@ Progress = Callable[[ProgressEvent], None]
 
 def ignore(event: ProgressEvent) -> None:
     """The reporter for callers that do not watch."""
+
+
+def about(subject: str, progress: Progress) -> Progress:
+    """``progress`` with every event marked as ``subject``'s (see :attr:`ProgressEvent.subject`)."""
+    return lambda event: progress(dataclasses.replace(event, subject=subject))
